@@ -1,0 +1,71 @@
+"""stt_transcribe: one recording → validate → chunk → transcribe (mapped per chunk) → merge → publish.
+
+Thin on purpose: the steps live in include/stt/pipeline.py.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import dag, get_current_context, task
+
+from stt.airflow_glue import default_args, job_id_from_context, run_step, transcribe_params, worker_id
+from stt.config import Settings
+
+SETTINGS = Settings.from_env()
+
+
+@dag(
+    dag_id="stt_transcribe",
+    schedule=None,
+    catchup=False,
+    params=transcribe_params(SETTINGS),
+    default_args=default_args(SETTINGS),
+    tags=["stt"],
+    doc_md=__doc__,
+)
+def stt_transcribe():
+    @task
+    def validate() -> dict:
+        from stt import pipeline
+
+        context = get_current_context()
+        run = context["dag_run"]
+        return run_step(pipeline.validate, dict(context["params"]), job_id=job_id_from_context(context), dag_id=run.dag_id, run_id=run.run_id)
+
+    @task
+    def chunk(job: dict) -> list[dict]:
+        from stt import pipeline
+
+        return run_step(pipeline.chunk, job)
+
+    @task(
+        map_index_template="{{ chunk_label }}",
+        execution_timeout=timedelta(seconds=SETTINGS.whisper_timeout(2 * SETTINGS.chunk_seconds) + 120),
+    )
+    def transcribe(job: dict, chunk_ref: dict) -> dict:
+        from stt import pipeline
+
+        context = get_current_context()
+        context["chunk_label"] = f"chunk {chunk_ref['index']} @ {chunk_ref['start_s']:.0f}s"
+        return run_step(pipeline.transcribe, job, chunk_ref, attempt=context["ti"].try_number, worker=worker_id())
+
+    @task
+    def merge(job: dict, results: list[dict]) -> dict:
+        from stt import pipeline
+
+        return run_step(pipeline.merge, job, list(results))
+
+    @task
+    def publish(job: dict, merged: dict) -> dict:
+        from stt import pipeline
+
+        return run_step(pipeline.publish, job, merged)
+
+    job = validate()
+    chunks = chunk(job)
+    results = transcribe.partial(job=job).expand(chunk_ref=chunks)
+    publish(job, merge(job, results))
+
+
+stt_transcribe()

@@ -1,0 +1,117 @@
+"""What the DAG files need from Airflow's side: params, default_args, job ids from the run, callbacks.
+
+Kept light at import (DAG parsing imports it); the pipeline itself is imported inside the tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from datetime import timedelta
+
+from stt.config import LANGUAGES, Settings
+from stt.errors import error_code
+from stt.log import logger
+
+KNOWN_MODELS = ("tiny.en", "base")
+
+
+def job_id_for(dag_id: str, run_id: str, conf: dict | None) -> str:
+    """The job id: given by the submitter in conf, else derived from the run (stable across task retries)."""
+    given = (conf or {}).get("job_id")
+    if given:
+        return str(given)
+    return "job-" + hashlib.sha1(f"{dag_id}/{run_id}".encode()).hexdigest()[:16]
+
+
+def job_id_from_context(context) -> str:
+    dag_run = context["dag_run"]
+    return job_id_for(dag_run.dag_id, dag_run.run_id, dag_run.conf)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def transcribe_params(settings: Settings) -> dict:
+    """The trigger form of `stt_transcribe` (rendered by the Airflow UI, validated on REST triggers)."""
+    from airflow.sdk import Param
+
+    models = sorted(set(settings.installed_models()) | set(KNOWN_MODELS))
+    return {
+        "source": Param(
+            type="string",
+            minLength=1,
+            title="Source audio",
+            description="Object URI of the recording: s3://bucket/key (MinIO/AWS, Airflow connection "
+            f"'{settings.s3_conn_id}') or file:///absolute/path.",
+        ),
+        "language": Param("auto", type="string", enum=list(LANGUAGES), title="Language", description="Spoken language; auto detects it (needs a multilingual model such as base)."),
+        "model": Param(settings.default_model, type="string", examples=models, title="Model", description="whisper.cpp model name; the file whisper/models/ggml-<name>.bin must exist on the workers."),
+        "job_id": Param(None, type=["null", "string"], title="Job id", description="Optional: the job id to record in MongoDB (generated from the run when empty)."),
+    }
+
+
+def default_args(settings: Settings) -> dict:
+    """Retries with exponential backoff for transient failures, failure/retry callbacks for the job mirror."""
+    return {
+        "owner": "stt",
+        "retries": int(os.environ.get("STT_RETRIES", 3)),
+        "retry_delay": timedelta(seconds=float(os.environ.get("STT_RETRY_DELAY_S", 10))),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=float(os.environ.get("STT_MAX_RETRY_DELAY_S", 300))),
+        "on_failure_callback": on_task_failure,
+        "on_retry_callback": on_task_retry,
+    }
+
+
+def run_step(step, *args, **kwargs):
+    """Run a pipeline step; a permanent error fails the task at once (no retries), anything else is retried."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from stt.errors import SttError
+    from stt.jobs import JobStore
+
+    settings = Settings.from_env()
+    try:
+        return step(*args, settings=settings, store=JobStore.from_airflow(settings), **kwargs)
+    except SttError as exc:
+        if exc.permanent:
+            raise AirflowFailException(f"[{exc.code}] {exc}") from exc
+        raise
+
+
+def _describe(context) -> tuple[str, str, str]:
+    exc = context.get("exception")
+    cause = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
+    message = str(cause) if cause is not None else "task failed (no exception recorded)"
+    ti = context["ti"]
+    step = ti.task_id if getattr(ti, "map_index", -1) in (-1, None) else f"{ti.task_id}[{ti.map_index}]"
+    return error_code(exc), message, step
+
+
+def on_task_failure(context) -> None:
+    """Record FAILED with the reason on the job; never raises (a broken mirror must not hide the failure)."""
+    from stt.jobs import JobStore
+
+    job_id = job_id_from_context(context)
+    code, message, step = _describe(context)
+    try:
+        JobStore.from_airflow(Settings.from_env()).fail(job_id, code=code, message=message, step=step)
+    except Exception:
+        logger.bind(job_id=job_id).exception("could not record the failure of {} on the job ([{}] {})", step, code, message)
+
+
+def on_task_retry(context) -> None:
+    """Count the retry and keep the last error on the job."""
+    from stt.jobs import JobStore
+
+    job_id = job_id_from_context(context)
+    code, message, step = _describe(context)
+    try_number = getattr(context["ti"], "try_number", 0)
+    logger.bind(job_id=job_id).warning("{} try {} failed, Airflow will retry: [{}] {}", step, try_number, code, message)
+    try:
+        JobStore.from_airflow(Settings.from_env()).record_retry(job_id, step=step, try_number=try_number, code=code, message=message)
+    except Exception:
+        logger.bind(job_id=job_id).exception("could not record the retry of {} on the job", step)

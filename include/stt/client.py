@@ -1,0 +1,64 @@
+"""A small client of Airflow's REST API v2 (token auth), for triggering and following transcription runs."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+TERMINAL_RUN_STATES = ("success", "failed")
+
+
+class AirflowClient:
+    """Talks to an Airflow 3 API server: `POST /auth/token`, then Bearer calls on `/api/v2`."""
+
+    def __init__(self, base_url: str, username: str, password: str, timeout_s: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        response = self._http.post("/auth/token", json={"username": username, "password": password})
+        response.raise_for_status()
+        self._http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def _call(self, method: str, path: str, **kwargs) -> dict:
+        response = self._http.request(method, f"/api/v2{path}", **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path} → HTTP {response.status_code}: {response.text}")
+        return response.json() if response.content else {}
+
+    def dag(self, dag_id: str) -> dict:
+        return self._call("GET", f"/dags/{dag_id}")
+
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 120.0) -> dict:
+        """Wait until the DAG processor has parsed the DAG (new files appear after a parse)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.dag(dag_id)
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def unpause(self, dag_id: str) -> dict:
+        return self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict) -> dict:
+        return self._call("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 900.0, on_poll=None) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            run = self.run(dag_id, run_id)
+            if on_poll:
+                on_poll(run)
+            if run["state"] in TERMINAL_RUN_STATES:
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still {run['state']} after {timeout_s:.0f}s")
+            time.sleep(1)
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,87 @@
+"""Settings of the pipeline, read from the environment at call time (never at import)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+LANGUAGES = ("auto", "en", "vi")
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the pipeline; `Settings.from_env()` is the one place they are read."""
+
+    s3_conn_id: str = "stt_s3"
+    mongo_conn_id: str = "stt_mongo"
+    mongo_db: str = "stt"
+    jobs_collection: str = "jobs"
+    whisper_cli: Path = REPO_ROOT / "whisper" / "bin" / "whisper-cli"
+    models_dir: Path = REPO_ROOT / "whisper" / "models"
+    default_model: str = "tiny.en"
+    local_root: Path | None = None
+    scratch_dir: Path = Path(tempfile.gettempdir()) / "stt-scratch"
+    inbox_prefix: str = "inbox"
+    output_prefix: str = "transcripts"
+    work_prefix: str = "work"
+    chunk_seconds: float = 30.0
+    whisper_threads: int = 2
+    whisper_timeout_factor: float = 10.0
+    whisper_timeout_min_s: float = 120.0
+    decode_timeout_s: float = 600.0
+    max_file_bytes: int = 2 * 1024**3
+    max_duration_s: float = 6 * 3600.0
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = os.environ
+        d = cls()
+        local_root = env.get("STT_LOCAL_ROOT")
+        return cls(
+            s3_conn_id=env.get("STT_S3_CONN_ID", d.s3_conn_id),
+            mongo_conn_id=env.get("STT_MONGO_CONN_ID", d.mongo_conn_id),
+            mongo_db=env.get("STT_MONGO_DB", d.mongo_db),
+            jobs_collection=env.get("STT_JOBS_COLLECTION", d.jobs_collection),
+            whisper_cli=Path(env.get("WHISPER_CLI") or d.whisper_cli),
+            models_dir=Path(env.get("STT_MODELS_DIR") or d.models_dir),
+            default_model=env.get("STT_DEFAULT_MODEL", d.default_model),
+            local_root=Path(local_root).resolve() if local_root else None,
+            scratch_dir=Path(env.get("STT_SCRATCH_DIR") or d.scratch_dir),
+            inbox_prefix=env.get("STT_INBOX_PREFIX", d.inbox_prefix).strip("/"),
+            output_prefix=env.get("STT_OUTPUT_PREFIX", d.output_prefix).strip("/"),
+            work_prefix=env.get("STT_WORK_PREFIX", d.work_prefix).strip("/"),
+            chunk_seconds=_float("STT_CHUNK_SECONDS", d.chunk_seconds),
+            whisper_threads=_int("STT_WHISPER_THREADS", d.whisper_threads),
+            whisper_timeout_factor=_float("STT_WHISPER_TIMEOUT_FACTOR", d.whisper_timeout_factor),
+            whisper_timeout_min_s=_float("STT_WHISPER_TIMEOUT_MIN_S", d.whisper_timeout_min_s),
+            decode_timeout_s=_float("STT_DECODE_TIMEOUT_S", d.decode_timeout_s),
+            max_file_bytes=_int("STT_MAX_FILE_BYTES", d.max_file_bytes),
+            max_duration_s=_float("STT_MAX_DURATION_S", d.max_duration_s),
+        )
+
+    def model_path(self, model: str) -> Path:
+        """The ggml file of a model name such as `tiny.en`, `base` or `base-q5_1`."""
+        return self.models_dir / f"ggml-{model}.bin"
+
+    def installed_models(self) -> list[str]:
+        """Names of the transcription models present in `models_dir` (VAD models excluded)."""
+        if not self.models_dir.is_dir():
+            return []
+        names = (p.name[len("ggml-") : -len(".bin")] for p in self.models_dir.glob("ggml-*.bin"))
+        return sorted(n for n in names if not n.startswith("silero"))
+
+    def whisper_timeout(self, chunk_seconds: float) -> float:
+        """Wall-clock limit for one whisper-cli run on a chunk of this length."""
+        return max(self.whisper_timeout_min_s, chunk_seconds * self.whisper_timeout_factor)

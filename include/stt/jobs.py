@@ -1,0 +1,131 @@
+"""Job documents in MongoDB: one per transcription job, updated at every step, safe to write twice."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from stt.config import Settings
+from stt.log import logger
+
+PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
+STATUSES = (PENDING, PROCESSING, COMPLETED, FAILED)
+MAX_EVENTS = 200
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class JobStore:
+    """Reads and writes job documents; every write is idempotent so retried tasks never double-count."""
+
+    def __init__(self, collection):
+        self.collection = collection
+
+    @classmethod
+    def from_airflow(cls, settings: Settings) -> "JobStore":
+        """Open the jobs collection through the Airflow connection `settings.mongo_conn_id` (MongoHook)."""
+        from airflow.providers.mongo.hooks.mongo import MongoHook
+
+        hook = MongoHook(mongo_conn_id=settings.mongo_conn_id)
+        db = hook.connection.schema or settings.mongo_db
+        return cls(hook.get_collection(settings.jobs_collection, mongo_db=db))
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index("status")
+        self.collection.create_index("run_id")
+
+    def get(self, job_id: str) -> dict | None:
+        return self.collection.find_one({"_id": job_id})
+
+    def _update(self, job_id: str, update: dict[str, Any], *, event: str | None = None, upsert: bool = False, query: dict | None = None) -> bool:
+        update = {key: dict(value) for key, value in update.items()}
+        update.setdefault("$set", {})["updated_at"] = now()
+        if event:
+            update["$push"] = {"events": {"$each": [{"at": now(), "event": event}], "$slice": -MAX_EVENTS}}
+        result = self.collection.update_one({"_id": job_id, **(query or {})}, update, upsert=upsert)
+        return bool(result.modified_count or result.upserted_id)
+
+    def start(self, job_id: str, *, source: str, language: str, model: str, dag_id: str, run_id: str) -> None:
+        """Create the job (or take over a PENDING one made by a submitter) and mark it PROCESSING."""
+        self._update(
+            job_id,
+            {
+                "$set": {
+                    "status": PROCESSING,
+                    "source": source,
+                    "language_requested": language,
+                    "model": model,
+                    "dag_id": dag_id,
+                    "run_id": run_id,
+                    "started_at": now(),
+                    "error": None,
+                },
+                "$setOnInsert": {"created_at": now(), "retry_count": 0},
+            },
+            event="started",
+            upsert=True,
+        )
+        logger.bind(job_id=job_id).info("job {} PROCESSING: source={} language={} model={}", job_id, source, language, model)
+
+    def record_audio(self, job_id: str, *, size_bytes: int, audio: dict) -> None:
+        self._update(job_id, {"$set": {"size_bytes": size_bytes, "audio": audio, "duration_s": audio["duration_s"]}}, event="validated")
+
+    def set_chunks(self, job_id: str, plans: list[dict]) -> None:
+        """Record the chunk plan; progress starts at zero (the chunk step runs before any transcription)."""
+        chunks = {str(p["index"]): {"status": PENDING, "start_s": p["start_s"], "end_s": p["end_s"], "attempts": 0} for p in plans}
+        self._update(job_id, {"$set": {"chunks_total": len(plans), "chunks_completed": 0, "chunks": chunks}}, event=f"chunked into {len(plans)}")
+
+    def chunk_started(self, job_id: str, index: int, *, attempt: int, worker: str) -> None:
+        self._update(job_id, {"$set": {f"chunks.{index}.status": PROCESSING, f"chunks.{index}.attempts": attempt, f"chunks.{index}.worker": worker, f"chunks.{index}.started_at": now()}})
+
+    def chunk_completed(self, job_id: str, index: int, *, seconds: float, language: str, segments: int) -> bool:
+        """Mark a chunk done and count it once: a second call for the same chunk changes nothing."""
+        counted = self._update(
+            job_id,
+            {"$set": {f"chunks.{index}.status": COMPLETED, f"chunks.{index}.whisper_s": round(seconds, 3), f"chunks.{index}.language": language, f"chunks.{index}.segments": segments, f"chunks.{index}.finished_at": now()},
+             "$inc": {"chunks_completed": 1}},
+            query={f"chunks.{index}.status": {"$ne": COMPLETED}},
+        )
+        if not counted:
+            logger.bind(job_id=job_id, chunk=index).info("chunk {} was already counted; progress unchanged", index)
+        return counted
+
+    def add_timing(self, job_id: str, step: str, seconds: float) -> None:
+        self._update(job_id, {"$set": {f"timings.{step}_s": round(seconds, 3)}})
+
+    def complete(self, job_id: str, *, outputs: dict[str, str], language: str, segments: int, text_chars: int) -> None:
+        doc = self.get(job_id) or {}
+        started = doc.get("started_at")
+        elapsed = (now() - started.replace(tzinfo=timezone.utc)).total_seconds() if started else None
+        self._update(
+            job_id,
+            {"$set": {"status": COMPLETED, "finished_at": now(), "outputs": outputs, "result_uri": outputs.get("json"),
+                      "language": language, "segments": segments, "text_chars": text_chars, "timings.total_s": elapsed, "error": None}},
+            event="completed",
+        )
+        logger.bind(job_id=job_id).info("job {} COMPLETED in {}s: {}", job_id, None if elapsed is None else round(elapsed, 2), outputs.get("txt"))
+
+    def fail(self, job_id: str, *, code: str, message: str, step: str) -> None:
+        """Mark the job FAILED with the reason; a later success (a re-run) overwrites it."""
+        self._update(
+            job_id,
+            {"$set": {"status": FAILED, "finished_at": now(), "error": {"code": code, "message": message, "step": step, "at": now()}}},
+            event=f"failed in {step}: {code}",
+            upsert=True,
+        )
+        logger.bind(job_id=job_id).error("job {} FAILED in {}: [{}] {}", job_id, step, code, message)
+
+    def record_retry(self, job_id: str, *, step: str, try_number: int, code: str, message: str) -> None:
+        """Record a failed try that Airflow will retry; `retry_count` is the number of distinct tries recorded."""
+        key = re.sub(r"[^A-Za-z0-9_]", "_", f"{step}_try{try_number}")
+        self._update(
+            job_id,
+            {"$set": {f"retries.{key}": {"step": step, "try": try_number, "code": code, "message": message, "at": now()},
+                      "last_error": {"code": code, "message": message, "step": step}}},
+            event=f"retry after {step} try {try_number}: {code}",
+        )
+        recorded = len((self.collection.find_one({"_id": job_id}, {"retries": 1}) or {}).get("retries", {}))
+        self._update(job_id, {"$max": {"retry_count": recorded}})

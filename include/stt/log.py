@@ -1,0 +1,58 @@
+"""Logging: loguru for our code, routed into stdlib logging so Airflow's task logs capture it.
+
+Every record carries the job id and chunk index when bound (`logger.bind(job_id=..., chunk=...)`),
+and credentials in URLs are masked before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from loguru import logger
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+_KEY_VALUE_SECRETS = re.compile(
+    r"(?P<key>(?:password|passwd|secret|token|aws_secret_access_key)\"?\s*[:=]\s*\"?)(?P<value>[^\s\",}]+)",
+    re.IGNORECASE,
+)
+
+_std = logging.getLogger("stt")
+
+
+def mask_secrets(text: str) -> str:
+    """Hide passwords in connection URLs and `password=...` style pairs."""
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return _KEY_VALUE_SECRETS.sub(lambda m: f"{m['key']}***", text)
+
+
+def _context(extra: dict) -> str:
+    parts = [f"{k}={extra[k]}" for k in ("job_id", "chunk") if extra.get(k) is not None]
+    return f"[{' '.join(parts)}] " if parts else ""
+
+
+def _to_stdlib(message) -> None:
+    record = message.record
+    text = mask_secrets(_context(record["extra"]) + record["message"])
+    if record["exception"] is not None:
+        exc = record["exception"]
+        _std.log(record["level"].no, text, exc_info=(exc.type, exc.value, exc.traceback))
+    else:
+        _std.log(record["level"].no, text)
+
+
+def configure() -> None:
+    """Route loguru into stdlib logging (idempotent); give stdlib a console handler when nothing else does."""
+    logger.remove()
+    logger.add(_to_stdlib, level="DEBUG", format="{message}", backtrace=False, diagnose=False)
+    _std.setLevel(logging.DEBUG)
+    if not logging.getLogger().handlers and not _std.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        _std.addHandler(handler)
+
+
+configure()
+
+__all__ = ["logger", "mask_secrets", "configure"]

@@ -1,0 +1,155 @@
+"""Object storage through Airflow's ObjectStoragePath: one code path for `s3://` (MinIO, AWS) and `file://`.
+
+A source URI decides where everything else goes:
+    root      s3://bucket                   | file://<STT_LOCAL_ROOT or the file's folder>
+    outputs   <root>/<output_prefix>/<relative stem>.<ext>   (a leading inbox/ is dropped)
+    work      <root>/<work_prefix>/<job id>/...              (chunks and chunk results between tasks)
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlparse
+
+from stt.config import Settings
+from stt.errors import InvalidSource
+from stt.log import logger
+
+SUPPORTED_SCHEMES = ("s3", "file")
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where a source lives and where its outputs and work files go."""
+
+    uri: str
+    scheme: str
+    root: str
+    relative: str
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.relative).name
+
+    @property
+    def extension(self) -> str:
+        return PurePosixPath(self.relative).suffix.lower()
+
+    def output_uri(self, settings: Settings, ext: str) -> str:
+        rel = self.relative
+        inbox = settings.inbox_prefix + "/"
+        if settings.inbox_prefix and rel.startswith(inbox):
+            rel = rel[len(inbox) :]
+        stem = posixpath.splitext(rel)[0]
+        return f"{self.root}/{settings.output_prefix}/{stem}.{ext}"
+
+    def work_uri(self, settings: Settings, job_id: str, *parts: str) -> str:
+        return "/".join([self.root, settings.work_prefix, job_id, *parts])
+
+
+def _check_relative(rel: str, uri: str) -> str:
+    if not rel or rel.endswith("/"):
+        raise InvalidSource(f"source {uri!r} names a folder, not an object")
+    parts = rel.split("/")
+    if any(p in ("..", ".") for p in parts) or rel.startswith("/"):
+        raise InvalidSource(f"source {uri!r} tries to leave its storage root ('..' or '.' in the key)")
+    return rel
+
+
+def locate(uri: str, settings: Settings) -> SourceLocation:
+    """Parse and check a source URI (`s3://bucket/key`, `file:///abs/path` or a plain absolute path)."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise InvalidSource("source is empty: give s3://bucket/key or file:///path/to/audio")
+    uri = uri.strip()
+    if uri.startswith("/"):
+        uri = "file://" + uri
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if scheme not in SUPPORTED_SCHEMES:
+        raise InvalidSource(f"source {uri!r}: unsupported scheme {parsed.scheme!r} (use s3:// or file://)")
+    if scheme == "s3":
+        if not parsed.netloc:
+            raise InvalidSource(f"source {uri!r} has no bucket")
+        key = _check_relative(parsed.path.lstrip("/"), uri)
+        return SourceLocation(uri=f"s3://{parsed.netloc}/{key}", scheme="s3", root=f"s3://{parsed.netloc}", relative=key)
+    raw = unquote(parsed.path) if "%" in parsed.path else parsed.path
+    if parsed.netloc not in ("", "localhost"):
+        raise InvalidSource(f"source {uri!r}: file URIs must be absolute (file:///path)")
+    if ".." in raw.split("/"):
+        raise InvalidSource(f"source {uri!r} tries to leave its storage root ('..' in the path)")
+    path = Path(raw)
+    if not path.is_absolute():
+        raise InvalidSource(f"source {uri!r}: file URIs must be absolute (file:///path)")
+    root = settings.local_root
+    if root is None or not path.is_relative_to(root):
+        root = path.parent
+    rel = _check_relative(path.relative_to(root).as_posix(), uri)
+    return SourceLocation(uri=f"file://{path}", scheme="file", root=f"file://{root}", relative=rel)
+
+
+def object_path(uri: str, settings: Settings):
+    """An ObjectStoragePath for a URI; S3 goes through the Airflow connection `settings.s3_conn_id`."""
+    from airflow.sdk import ObjectStoragePath
+
+    if uri.startswith("s3://"):
+        return ObjectStoragePath(uri, conn_id=settings.s3_conn_id)
+    return ObjectStoragePath(uri)
+
+
+def stat_size(uri: str, settings: Settings) -> int:
+    """Size in bytes; FileNotFoundError when the object does not exist."""
+    path = object_path(uri, settings)
+    if not path.exists():
+        raise FileNotFoundError(uri)
+    return path.size()
+
+
+def download(uri: str, dest: Path, settings: Settings) -> Path:
+    """Copy an object to a local file (atomically: a partial download never looks complete)."""
+    started = time.monotonic()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".part")
+    path = object_path(uri, settings)
+    with path.open("rb") as src, open(partial, "wb") as out:
+        while block := src.read(4 * 1024 * 1024):
+            out.write(block)
+    partial.replace(dest)
+    logger.debug("downloaded {} ({} bytes) in {:.2f}s", uri, dest.stat().st_size, time.monotonic() - started)
+    return dest
+
+
+def upload(src: Path, uri: str, settings: Settings) -> str:
+    """Copy a local file to an object URI."""
+    started = time.monotonic()
+    path = object_path(uri, settings)
+    if uri.startswith("file://"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with open(src, "rb") as data, path.open("wb") as out:
+        while block := data.read(4 * 1024 * 1024):
+            out.write(block)
+    logger.debug("uploaded {} ({} bytes) in {:.2f}s", uri, src.stat().st_size, time.monotonic() - started)
+    return uri
+
+
+def write_text(uri: str, text: str, settings: Settings) -> str:
+    path = object_path(uri, settings)
+    if uri.startswith("file://"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        out.write(text)
+    return uri
+
+
+def read_text(uri: str, settings: Settings) -> str:
+    with object_path(uri, settings).open("r", encoding="utf-8") as src:
+        return src.read()
+
+
+def delete_tree(uri: str, settings: Settings) -> None:
+    """Remove a work folder; missing is fine."""
+    path = object_path(uri, settings)
+    if path.exists():
+        path.fs.rm(path.path, recursive=True)

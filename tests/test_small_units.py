@@ -1,0 +1,59 @@
+"""Errors, log masking, whisper output parsing and parameter checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from stt.airflow_glue import job_id_for
+from stt.errors import InvalidAudio, SourceNotFound, WhisperFailed, error_code
+from stt.log import mask_secrets
+from stt.whisper import parse_output, whisper_language
+
+
+def test_error_code_follows_the_cause():
+    try:
+        try:
+            raise SourceNotFound("gone")
+        except SourceNotFound as inner:
+            raise RuntimeError("wrapped") from inner
+    except RuntimeError as outer:
+        assert error_code(outer) == "SOURCE_NOT_FOUND"
+    assert error_code(InvalidAudio("x", code="EMPTY_FILE")) == "EMPTY_FILE"
+    assert error_code(TimeoutError()) == "TASK_TIMEOUT"
+    assert error_code(KeyError("k")) == "UNEXPECTED_KEYERROR"
+    assert not WhisperFailed("x").permanent and SourceNotFound("x").permanent
+
+
+@pytest.mark.parametrize(
+    "raw, masked",
+    [
+        ("mongodb://admin:s3cret@mongo:27017/stt", "mongodb://admin:***@mongo:27017/stt"),
+        ("connect to postgresql+psycopg2://airflow:pw@db/airflow ok", "connect to postgresql+psycopg2://airflow:***@db/airflow ok"),
+        ('{"password": "hunter2", "login": "x"}', '{"password": "***", "login": "x"}'),
+        ("http://host:8080/path", "http://host:8080/path"),
+    ],
+)
+def test_secrets_are_masked(raw, masked):
+    assert mask_secrets(raw) == masked
+
+
+def test_parse_whisper_json():
+    raw = b'{"result": {"language": "en"}, "transcription": [' \
+          b'{"offsets": {"from": 0, "to": 7600}, "text": " And so my fellow Americans"},' \
+          b'{"offsets": {"from": 7600, "to": 7600}, "text": " "}]}'
+    run = parse_output(raw, 1.5)
+    assert run.language == "en"
+    assert run.segments == [{"start": 0.0, "end": 7.6, "text": "And so my fellow Americans"}]
+
+
+def test_english_only_models_refuse_other_languages():
+    assert whisper_language("tiny.en", "auto") == "en"
+    assert whisper_language("base", "vi") == "vi"
+    with pytest.raises(Exception, match="English-only"):
+        whisper_language("tiny.en-q5_1", "vi")
+
+
+def test_job_id_is_stable_per_run_unless_given():
+    assert job_id_for("stt_transcribe", "manual__1", None) == job_id_for("stt_transcribe", "manual__1", {})
+    assert job_id_for("stt_transcribe", "manual__1", None) != job_id_for("stt_transcribe", "manual__2", None)
+    assert job_id_for("stt_transcribe", "manual__1", {"job_id": "mine"}) == "mine"
