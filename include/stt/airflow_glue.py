@@ -31,7 +31,8 @@ def job_id_from_context(context) -> str:
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Which worker runs a task: `STT_WORKER_ID` when the deployment names its workers, else host:pid."""
+    return os.environ.get("STT_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
 
 
 def transcribe_params(settings: Settings) -> dict:
