@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -67,10 +68,27 @@ def say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} [stt] {message}", file=sys.stderr, flush=True)
 
 
+def stack_secrets() -> dict:
+    """Secrets every Airflow process of the stack must share (JWT signing, session, Fernet), made once and kept."""
+    path = stack_home() / "secrets.json"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"jwt_secret": secrets.token_urlsafe(32), "secret_key": secrets.token_urlsafe(32),
+                                    "fernet_key": Fernet.generate_key().decode()}))
+        path.chmod(0o600)
+    return json.loads(path.read_text())
+
+
 def stack_env(state: dict) -> dict:
     """The environment every Airflow process of the local stack gets."""
     env = os.environ.copy()
+    shared = stack_secrets()
     env.update({
+        "AIRFLOW__API_AUTH__JWT_SECRET": shared["jwt_secret"],
+        "AIRFLOW__API__SECRET_KEY": shared["secret_key"],
+        "AIRFLOW__CORE__FERNET_KEY": shared["fernet_key"],
         "AIRFLOW_CONN_STT_MONGO": mongo_conn_uri(state["mongo_port"]),
         "AIRFLOW__API__PORT": str(state["airflow_port"]),
         "AIRFLOW__API__BASE_URL": state["airflow_url"],
