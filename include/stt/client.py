@@ -12,7 +12,7 @@ TERMINAL_RUN_STATES = ("success", "failed")
 class AirflowClient:
     """Talks to an Airflow 3 API server: `POST /auth/token`, then Bearer calls on `/api/v2`."""
 
-    def __init__(self, base_url: str, username: str, password: str, timeout_s: float = 30.0):
+    def __init__(self, base_url: str, username: str, password: str, timeout_s: float = 90.0):
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
         response = self._http.post("/auth/token", json={"username": username, "password": password})
@@ -42,8 +42,20 @@ class AirflowClient:
     def unpause(self, dag_id: str) -> dict:
         return self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, conf: dict) -> dict:
-        return self._call("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+    def trigger(self, dag_id: str, conf: dict, run_id: str | None = None) -> dict:
+        body = {"logical_date": None, "conf": conf}
+        if run_id:
+            body["dag_run_id"] = run_id
+        return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)
+
+    def set_pool(self, name: str, slots: int, description: str = "") -> dict:
+        """Create or resize a pool."""
+        try:
+            return self._call("POST", "/pools", json={"name": name, "slots": slots, "description": description, "include_deferred": False})
+        except RuntimeError as exc:
+            if "HTTP 409" not in str(exc):
+                raise
+            return self._call("PATCH", f"/pools/{name}", json={"name": name, "slots": slots, "description": description})
 
     def run(self, dag_id: str, run_id: str) -> dict:
         return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")

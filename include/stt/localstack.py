@@ -72,13 +72,7 @@ class MongoServer:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process)
         self.process = None
 
     def __enter__(self) -> "MongoServer":
@@ -92,15 +86,18 @@ class S3Server:
     """moto's S3 API server in a thread of this process (keeps nothing across restarts)."""
 
     def __init__(self, port: int = 0):
-        from moto.server import ThreadedMotoServer
-
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.port = port
+        self._server = None
         self.endpoint_url = ""
 
     def start(self) -> "S3Server":
+        """Start (or start again on the same port: moto keeps its buckets in this process)."""
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
+        host, self.port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{self.port}"
         return self
 
     def stop(self) -> None:
@@ -117,3 +114,84 @@ class S3Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def airflow_secrets_env(secrets_file: Path) -> dict:
+    """JWT, session and Fernet secrets that every process of one Airflow deployment must share (made once, kept)."""
+    if not secrets_file.exists():
+        import secrets
+
+        from cryptography.fernet import Fernet
+
+        secrets_file.parent.mkdir(parents=True, exist_ok=True)
+        secrets_file.write_text(json.dumps({"jwt_secret": secrets.token_urlsafe(32), "secret_key": secrets.token_urlsafe(32),
+                                            "fernet_key": Fernet.generate_key().decode()}))
+        secrets_file.chmod(0o600)
+    shared = json.loads(secrets_file.read_text())
+    return {"AIRFLOW__API_AUTH__JWT_SECRET": shared["jwt_secret"], "AIRFLOW__API__SECRET_KEY": shared["secret_key"],
+            "AIRFLOW__CORE__FERNET_KEY": shared["fernet_key"]}
+
+
+class AirflowStandalone:
+    """`airflow standalone` (SQLite, LocalExecutor, scheduler, dag-processor, triggerer, API server) as a child process."""
+
+    def __init__(self, home: Path, env: dict, port: int | None = None):
+        self.home = Path(home)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # standalone runs `airflow …` by name
+        self.env = {**env, "PATH": path, "AIRFLOW_HOME": str(self.home), "AIRFLOW__API__PORT": str(self.port), "AIRFLOW__API__BASE_URL": self.url,
+                    **airflow_secrets_env(self.home / "stack-secrets.json")}
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "standalone.log"
+
+    def start(self, timeout_s: float = 180.0) -> "AirflowStandalone":
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
+        self.wait_healthy(timeout_s)
+        return self
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"airflow standalone exited with {self.process.returncode}; see {self.log_file}")
+            try:
+                health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=3).json()
+                if health.get("scheduler", {}).get("status") == "healthy":
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"Airflow did not become healthy within {timeout_s:.0f}s; see {self.log_file}")
+
+    def admin_password(self) -> str:
+        return json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+
+    def client(self):
+        from stt.client import AirflowClient
+
+        return AirflowClient(self.url, "admin", self.admin_password())
+
+    def stop(self) -> None:
+        stop_process_group(self.process)
+        self.process = None
+
+
+def stop_process_group(process: subprocess.Popen | None, timeout_s: float = 15.0) -> None:
+    """SIGTERM a child's whole process group, SIGKILL what is left after the timeout."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -7,6 +7,7 @@ and credentials in URLs are masked before anything is written.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 
@@ -48,9 +49,12 @@ def configure() -> None:
     logger.add(_to_stdlib, level="DEBUG", format="{message}", backtrace=False, diagnose=False)
     _std.setLevel(logging.DEBUG)
     if not logging.getLogger().handlers and not _std.handlers:
+        # Outside Airflow and pytest (CLI, scripts): our own console handler, and no second copy via root.
         handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(os.environ.get("STT_LOG_LEVEL", "INFO").upper())
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         _std.addHandler(handler)
+        _std.propagate = False
 
 
 configure()

@@ -12,7 +12,7 @@ import posixpath
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from stt.config import Settings
 from stt.errors import InvalidSource
@@ -66,17 +66,20 @@ def locate(uri: str, settings: Settings) -> SourceLocation:
     uri = uri.strip()
     if uri.startswith("/"):
         uri = "file://" + uri
-    parsed = urlparse(uri)
-    scheme = parsed.scheme.lower()
-    if scheme not in SUPPORTED_SCHEMES:
-        raise InvalidSource(f"source {uri!r}: unsupported scheme {parsed.scheme!r} (use s3:// or file://)")
+    # Split by hand: object keys may hold '#', '?' or '%', which URL parsing would eat.
+    scheme, sep, rest = uri.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in SUPPORTED_SCHEMES:
+        raise InvalidSource(f"source {uri!r}: unsupported scheme {scheme if sep else ''!r} (use s3:// or file://)")
     if scheme == "s3":
-        if not parsed.netloc:
+        bucket, _, key = rest.partition("/")
+        if not bucket:
             raise InvalidSource(f"source {uri!r} has no bucket")
-        key = _check_relative(parsed.path.lstrip("/"), uri)
-        return SourceLocation(uri=f"s3://{parsed.netloc}/{key}", scheme="s3", root=f"s3://{parsed.netloc}", relative=key)
-    raw = unquote(parsed.path) if "%" in parsed.path else parsed.path
-    if parsed.netloc not in ("", "localhost"):
+        key = _check_relative(key, uri)
+        return SourceLocation(uri=f"s3://{bucket}/{key}", scheme="s3", root=f"s3://{bucket}", relative=key)
+    host, slash, raw = rest.partition("/")
+    raw = slash + raw
+    if host not in ("", "localhost"):
         raise InvalidSource(f"source {uri!r}: file URIs must be absolute (file:///path)")
     if ".." in raw.split("/"):
         raise InvalidSource(f"source {uri!r} tries to leave its storage root ('..' in the path)")
@@ -153,3 +156,49 @@ def delete_tree(uri: str, settings: Settings) -> None:
     path = object_path(uri, settings)
     if path.exists():
         path.fs.rm(path.path, recursive=True)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object's identity: a re-upload with new content has a new `etag` (S3 ETag, or size+mtime locally)."""
+
+    uri: str
+    etag: str
+    size: int
+
+
+def _info_to_object(scheme: str, name: str, info: dict) -> ObjectInfo:
+    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+    if not etag:
+        mtime = info.get("mtime") or info.get("LastModified") or 0
+        mtime = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime)
+        etag = f"{info.get('size', 0)}-{int(mtime * 1e6)}"
+    uri = f"s3://{name}" if scheme == "s3" else f"file://{name}"
+    return ObjectInfo(uri=uri, etag=etag, size=int(info.get("size") or 0))
+
+
+def object_info(uri: str, settings: Settings) -> ObjectInfo:
+    """Identity of one object; FileNotFoundError when it does not exist."""
+    path = object_path(uri, settings)
+    path.fs.invalidate_cache()
+    return _info_to_object(urlparse(uri).scheme, path.path, path.fs.info(path.path))
+
+
+def list_objects(prefix_uri: str, settings: Settings, *, min_age_s: float = 0.0) -> list[ObjectInfo]:
+    """Every object under a prefix (recursively), oldest name first; hidden files, folders and local files
+    modified in the last `min_age_s` seconds (possibly still being copied) are left for later."""
+    path = object_path(prefix_uri.rstrip("/") + "/", settings)
+    fs = path.fs
+    fs.invalidate_cache()
+    if not fs.exists(path.path):
+        return []
+    scheme = urlparse(prefix_uri).scheme
+    now = time.time()
+    found = []
+    for name, info in sorted(fs.find(path.path, detail=True).items()):
+        if info.get("type") != "file" or PurePosixPath(name).name.startswith("."):
+            continue
+        if scheme == "file" and now - float(info.get("mtime") or 0) < min_age_s:
+            continue
+        found.append(_info_to_object(scheme, name, info))
+    return found

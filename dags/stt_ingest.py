@@ -1,0 +1,54 @@
+"""stt_ingest: on a schedule, list the inbox(es), claim new objects once in MongoDB, start one stt_transcribe run each.
+
+Inboxes: STT_INBOX_URIS (comma-separated s3:// or file:// prefixes; default <STT_LOCAL_ROOT>/inbox/).
+Schedule: STT_INGEST_SCHEDULE (cron, default every 2 minutes; `none` for trigger-only). At most STT_INGEST_MAX_PER_RUN per run.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import dag, task
+
+from stt.airflow_glue import default_args
+from stt.ingest import TRANSCRIBE_DAG_ID
+
+
+SCHEDULE = os.environ.get("STT_INGEST_SCHEDULE", "*/2 * * * *")
+
+
+@dag(
+    dag_id="stt_ingest",
+    schedule=None if SCHEDULE.strip().lower() in ("", "none", "off") else SCHEDULE,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args=default_args(job_callbacks=False),
+    tags=["stt"],
+    doc_md=__doc__,
+)
+def stt_ingest():
+    @task
+    def claim_new_objects() -> list[dict]:
+        from airflow.sdk import get_current_context
+
+        from stt.config import Settings
+        from stt.ingest import scan_and_claim
+        from stt.jobs import JobStore
+
+        settings = Settings.from_env()
+        run_id = get_current_context()["dag_run"].run_id
+        return scan_and_claim(settings=settings, store=JobStore.from_airflow(settings), claimed_by=f"stt_ingest/{run_id}")
+
+    TriggerDagRunOperator.partial(
+        task_id="start_transcriptions",
+        trigger_dag_id=TRANSCRIBE_DAG_ID,
+        logical_date=None,
+        skip_when_already_exists=True,
+        wait_for_completion=False,
+        map_index_template="{{ task.trigger_run_id }}",
+    ).expand_kwargs(claim_new_objects())
+
+
+stt_ingest()

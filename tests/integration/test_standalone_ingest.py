@@ -1,0 +1,264 @@
+"""Ingestion and the entry points on a real scheduler (`airflow standalone`: SQLite, LocalExecutor).
+
+Everything goes through the HTTP API with a token, S3 is a real S3 API server (moto), MongoDB is the
+wire protocol (nx-27017), transcription is whisper.cpp with tiny.en.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from pydub import AudioSegment
+
+import bad_inputs
+from conftest import JFK_TEXT, SHARED, normalise
+from stt.localstack import AirflowStandalone
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "ingest"
+INBOX = f"s3://{BUCKET}/inbox/"
+BAD_INBOX = f"s3://{BUCKET}/bad-inputs/"
+EVENTS_INBOX = f"s3://{BUCKET}/events/"
+
+
+def events_queue(s3_server) -> str:
+    """The bucket, an SQS queue, and the bucket notification (ObjectCreated under events/ → the queue)."""
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=s3_server.endpoint_url, region_name="us-east-1",
+                       aws_access_key_id="local", aws_secret_access_key="local-secret")
+    queue_url = sqs.create_queue(QueueName="stt-uploads")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3 = s3_server.client()
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={"QueueConfigurations": [{
+        "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "events/"}]}}}]})
+    return queue_url
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, mongo_server, s3_server, whisper_ready):
+    """A standalone Airflow whose ingest watches s3://ingest/inbox/ (trigger-only schedule)."""
+    home = tmp_path_factory.mktemp("standalone")
+    queue_url = events_queue(s3_server)
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_HOME"}
+    env.update({
+        "STT_INBOX_URIS": f"{INBOX},{BAD_INBOX},{EVENTS_INBOX}",
+        "STT_EVENTS_SQS_QUEUE": queue_url,
+        "STT_EVENTS_POLL_S": "2",
+        "STT_MAX_FILE_BYTES": str(bad_inputs.MAX_FILE_BYTES),
+        "STT_MAX_DURATION_S": str(bad_inputs.MAX_DURATION_S),
+        "STT_INGEST_SCHEDULE": "none",
+        "STT_INGEST_MODEL": "tiny.en",
+        "STT_INGEST_LANGUAGE": "en",
+        "STT_WHISPER_POOL": "whisper",
+        "STT_WHISPER_THREADS": "1",
+        "STT_SCRATCH_DIR": str(home / "scratch"),
+        "AIRFLOW__CORE__PARALLELISM": "6",
+    })
+    stack = AirflowStandalone(home, env).start()
+    client = stack.client()
+    client.set_pool("whisper", 2, "whisper-cli processes at once")
+    for dag_id in ("stt_transcribe", "stt_ingest", "stt_ingest_events"):
+        client.wait_for_dag(dag_id)
+        client.unpause(dag_id)
+    yield stack, client
+    client.close()
+    stack.stop()
+
+
+def ingest_jobs(jobs, prefix=INBOX):
+    return list(jobs.find({"source": {"$regex": f"^{prefix}"}}))
+
+
+def wait_jobs_done(jobs, count, timeout_s=600, prefix=INBOX):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        docs = ingest_jobs(jobs, prefix)
+        if len(docs) >= count and all(d["status"] in ("COMPLETED", "FAILED") for d in docs):
+            return docs
+        time.sleep(2)
+    states = {d["_id"]: d["status"] for d in ingest_jobs(jobs, prefix)}
+    raise AssertionError(f"jobs not finished in {timeout_s}s: {states}")
+
+
+def run_ingest(client, times=1):
+    runs = [client.trigger("stt_ingest", {}) for _ in range(times)]
+    return [client.wait_for_run("stt_ingest", r["dag_run_id"], timeout_s=180) for r in runs]
+
+
+def transcript_of(s3, doc):
+    key = doc["outputs"]["txt"].removeprefix(f"s3://{BUCKET}/")
+    return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+
+
+def test_thirty_objects_become_thirty_jobs_exactly_once(airflow, s3_server, jobs):
+    stack, client = airflow
+    s3 = s3_server.client()
+    names = []
+    for i in range(30):
+        source = SHARED / ("jfk.wav" if i % 2 == 0 else "jfk.mp3")
+        name = [f"call {i:02d}.{source.suffix[1:]}", f"lecture é ü {i:02d}{source.suffix}", f"podcasts/ep #{i:02d}{source.suffix}"][i % 3]
+        s3.upload_file(str(source), BUCKET, f"inbox/{name}")
+        names.append(name)
+
+    started = time.monotonic()
+    finished = run_ingest(client, times=2)  # two overlapping ingest runs over the same 30 objects
+    assert [r["state"] for r in finished] == ["success", "success"]
+    docs = wait_jobs_done(jobs, 30)
+    elapsed = time.monotonic() - started
+
+    assert len(docs) == 30
+    assert {d["source"] for d in docs} == {f"{INBOX}{n}" for n in names}
+    assert {d["source"]: d.get("error") for d in docs if d["status"] != "COMPLETED"} == {}
+    for doc in docs:
+        assert doc["chunks_completed"] == doc["chunks_total"] >= 1
+        assert normalise(transcript_of(s3, doc)) == normalise(JFK_TEXT), doc["source"]
+    print(f"30 jobs via two concurrent ingest runs: {elapsed:.1f}s trigger → all COMPLETED")
+
+    run_ingest(client)
+    assert len(ingest_jobs(jobs)) == 30, "an unchanged object was claimed twice"
+
+    jfk = AudioSegment.from_wav(SHARED / "jfk.wav")
+    tmp = stack.home / "changed.wav"
+    (jfk + jfk).export(tmp, format="wav")
+    s3.upload_file(str(tmp), BUCKET, f"inbox/{names[0]}")
+    run_ingest(client)
+    docs = wait_jobs_done(jobs, 31)
+    assert len(docs) == 31
+    again = [d for d in docs if d["source"] == f"{INBOX}{names[0]}"]
+    assert len(again) == 2 and len({d["etag"] for d in again}) == 2
+    newest = max(again, key=lambda d: d["created_at"])
+    assert newest["status"] == "COMPLETED"
+    assert normalise(transcript_of(s3, newest)) == normalise(JFK_TEXT + " " + JFK_TEXT)
+
+
+def test_rest_trigger_with_token_and_priority(airflow, s3_server, jobs):
+    stack, _ = airflow
+    s3_server.client().upload_file(str(SHARED / "jfk.wav"), BUCKET, "rest/jfk.wav")
+    token = httpx.post(f"{stack.url}/auth/token", json={"username": "admin", "password": stack.admin_password()}).json()["access_token"]
+    api = httpx.Client(base_url=f"{stack.url}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    refused = api.post("/dags/stt_transcribe/dagRuns", json={"logical_date": None, "conf": {"source": f"s3://{BUCKET}/rest/jfk.wav", "language": "fr"}})
+    assert refused.status_code == 400 and "fr" in refused.text
+
+    created = api.post("/dags/stt_transcribe/dagRuns", json={"logical_date": None, "dag_run_id": "rest-jfk", "conf": {
+        "source": f"s3://{BUCKET}/rest/jfk.wav", "language": "en", "model": "tiny.en", "priority": "high", "job_id": "rest-jfk"}})
+    assert created.status_code == 200, created.text
+    deadline = time.monotonic() + 300
+    while api.get("/dags/stt_transcribe/dagRuns/rest-jfk").json()["state"] not in ("success", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    assert api.get("/dags/stt_transcribe/dagRuns/rest-jfk").json()["state"] == "success"
+    doc = jobs.find_one({"_id": "rest-jfk"})
+    assert doc["status"] == "COMPLETED"
+    tis = api.get("/dags/stt_transcribe/dagRuns/rest-jfk/taskInstances", params={"limit": 100}).json()["task_instances"]
+    assert {ti["priority_weight"] for ti in tis} == {100}, "priority=high must set priority_weight on every task"
+    assert {ti["pool"] for ti in tis if ti["task_id"] == "transcribe"} == {"whisper"}
+
+
+def test_params_form_schema_over_rest(airflow):
+    _, client = airflow
+    details = client._call("GET", "/dags/stt_transcribe/details")
+    params = details["params"]
+    assert params["language"]["schema"]["enum"] == ["auto", "en", "vi"]
+    assert params["priority"]["schema"]["enum"] == ["high", "normal", "low"]
+    assert set(params["formats"]["schema"]["items"]["enum"]) == {"txt", "srt", "vtt", "json"}
+    assert {"tiny.en", "base"} <= set(params["model"]["schema"]["examples"])
+    assert params["source"]["schema"]["type"] == "string" and params["source"]["description"]
+
+
+def test_cli_submit_wait_prints_the_transcript(airflow, s3_server, mongo_server, tmp_path):
+    stack, _ = airflow
+    env = {**os.environ, "STT_AIRFLOW_URL": stack.url, "STT_AIRFLOW_PASSWORD": stack.admin_password(),
+           "STT_MONGO_URL": mongo_server.url, "STT_UPLOAD_URI": f"s3://{BUCKET}/cli/", "STT_HOME": str(tmp_path)}
+    cli = [sys.executable, "-m", "stt.cli"]
+    out = subprocess.run([*cli, "submit", str(SHARED / "jfk.mp3"), "--language", "en", "--model", "tiny.en", "--wait"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    job_at = next(i for i, line in enumerate(lines) if re.fullmatch(r"obj-[0-9a-f]{20}", line))
+    job_id = lines[job_at]
+    assert normalise(" ".join(lines[job_at + 1:])) == normalise(JFK_TEXT)
+    assert "COMPLETED: chunks 1/1" in out.stderr
+
+    again = subprocess.run([*cli, "submit", f"s3://{BUCKET}/cli/jfk.mp3"], env=env, capture_output=True, text=True, timeout=60)
+    assert job_id in again.stdout.splitlines() and "already job" in again.stderr
+
+    srt = subprocess.run([*cli, "result", job_id, "--format", "srt"], env=env, capture_output=True, text=True, timeout=60)
+    assert srt.stdout.startswith("1\n00:00:00,000 --> ")
+    listing = subprocess.run([*cli, "list", "--status", "COMPLETED"], env=env, capture_output=True, text=True, timeout=60)
+    assert job_id in listing.stdout
+    csv = tmp_path / "stats.csv"
+    stats = subprocess.run([*cli, "stats", "--csv", str(csv)], env=env, capture_output=True, text=True, timeout=60)
+    assert stats.returncode == 0 and "audio_hours_processed" in stats.stdout and csv.read_text().startswith("jobs_pending")
+
+
+def test_bad_inputs_fail_fast_with_their_reason_beside_good_jobs(airflow, s3_server, jobs, tmp_path):
+    """Bad files dropped in an inbox together with good ones: each bad one FAILED with its code and no retry,
+    the good and the tricky-but-valid ones COMPLETED with the right transcript."""
+    stack, client = airflow
+    s3 = s3_server.client()
+    expected = bad_inputs.make_corpus(tmp_path / "corpus")
+    for name in expected:
+        s3.upload_file(str(tmp_path / "corpus" / name), BUCKET, f"bad-inputs/{name}")
+    run_ingest(client)
+    s3.upload_file(str(SHARED / "jfk.wav"), BUCKET, "params/jfk.wav")
+    by_rest = {  # sources outside the bad-inputs inbox, so the ingest does not see them
+        "bad-escape": ({"source": f"s3://{BUCKET}/params/../../etc/passwd"}, "INVALID_SOURCE"),
+        "bad-model": ({"source": f"s3://{BUCKET}/params/jfk.wav", "model": "large-v9"}, "MODEL_NOT_FOUND"),
+        "bad-missing": ({"source": f"s3://{BUCKET}/params/never uploaded.wav"}, "SOURCE_NOT_FOUND"),
+    }
+    for job_id, (conf, _) in by_rest.items():
+        client.trigger("stt_transcribe", {"language": "en", "model": "tiny.en", **conf, "job_id": job_id}, run_id=job_id)
+
+    docs = {d["source"].removeprefix(BAD_INBOX): d for d in wait_jobs_done(jobs, len(expected), prefix=BAD_INBOX)}
+    for job_id in by_rest:
+        client.wait_for_run("stt_transcribe", job_id, timeout_s=120)
+    outcomes = {}
+    for name, (status, check) in expected.items():
+        doc = docs[name]
+        outcomes[name] = (doc["status"], (doc.get("error") or {}).get("code"))
+        if status == "FAILED":
+            assert outcomes[name] == ("FAILED", check), (name, doc.get("error"))
+        else:
+            assert doc["status"] == "COMPLETED", (name, doc.get("error"))
+            text = normalise(transcript_of(s3, doc))
+            assert text == ("" if check == "empty" else normalise(JFK_TEXT)), (name, text)
+        assert doc.get("retry_count", 0) == 0, (name, doc.get("retries"))
+    for job_id, (_, code) in by_rest.items():
+        doc = jobs.find_one({"_id": job_id})
+        outcomes[job_id] = (doc["status"], doc["error"]["code"])
+        assert outcomes[job_id] == ("FAILED", code), doc.get("error")
+        assert doc.get("retry_count", 0) == 0
+    for doc in [*docs.values(), *(jobs.find_one({"_id": j}) for j in by_rest)]:
+        tis = client._call("GET", f"/dags/stt_transcribe/dagRuns/{doc['run_id']}/taskInstances", params={"limit": 100})["task_instances"]
+        assert max(ti["try_number"] for ti in tis) == 1, f"{doc['source']}: a retry was spent"
+    print("\n".join(f"{name:40s} {status:10s} {code or ''}" for name, (status, code) in outcomes.items()))
+
+
+def test_event_driven_path_and_schedule_together_give_one_job_per_object(airflow, s3_server, jobs):
+    """S3 notification → SQS → AssetWatcher → stt_ingest_events → jobs; the scheduled listing then claims nothing."""
+    _, client = airflow
+    s3 = s3_server.client()
+    names = ["event one.wav", "event ü two.mp3", "nested/event three.wav"]
+    for name in names:
+        s3.upload_file(str(SHARED / ("jfk.mp3" if name.endswith(".mp3") else "jfk.wav")), BUCKET, f"events/{name}")
+
+    docs = wait_jobs_done(jobs, len(names), timeout_s=300, prefix=EVENTS_INBOX)
+    assert sorted(d["source"] for d in docs) == sorted(f"{EVENTS_INBOX}{n}" for n in names)
+    assert {d["origin"] for d in docs} == {"event"}
+    assert all(d["status"] == "COMPLETED" for d in docs), [d.get("error") for d in docs]
+    for doc in docs:
+        assert normalise(transcript_of(s3, doc)) == normalise(JFK_TEXT)
+
+    run_ingest(client)
+    assert len(ingest_jobs(jobs, EVENTS_INBOX)) == len(names), "the schedule claimed an object the events already had"
