@@ -20,7 +20,8 @@ SETTINGS = Settings.from_env()
     schedule=None,
     catchup=False,
     params=transcribe_params(SETTINGS),
-    default_args=default_args(SETTINGS),
+    default_args=default_args(),
+    max_active_runs=SETTINGS.max_active_jobs,
     tags=["stt"],
     doc_md=__doc__,
 )
@@ -41,6 +42,7 @@ def stt_transcribe():
 
     @task(
         map_index_template="{{ chunk_label }}",
+        pool=SETTINGS.whisper_pool,
         execution_timeout=timedelta(seconds=SETTINGS.whisper_timeout(2 * SETTINGS.chunk_seconds) + 120),
     )
     def transcribe(job: dict, chunk_ref: dict) -> dict:

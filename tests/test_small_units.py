@@ -21,6 +21,15 @@ def test_error_code_follows_the_cause():
     assert error_code(InvalidAudio("x", code="EMPTY_FILE")) == "EMPTY_FILE"
     assert error_code(TimeoutError()) == "TASK_TIMEOUT"
     assert error_code(KeyError("k")) == "UNEXPECTED_KEYERROR"
+
+    class EndpointConnectionError(ConnectionError):
+        pass
+
+    class ServerSelectionTimeoutError(Exception):
+        pass
+
+    assert error_code(EndpointConnectionError()) == "STORAGE_UNAVAILABLE"
+    assert error_code(ServerSelectionTimeoutError()) == "DATABASE_UNAVAILABLE"
     assert not WhisperFailed("x").permanent and SourceNotFound("x").permanent
 
 

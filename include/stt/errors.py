@@ -60,6 +60,19 @@ class WhisperTimeout(TransientError):
     code = "WHISPER_TIMEOUT"
 
 
+# Infrastructure errors from the libraries we call, by class name (no imports of boto3/pymongo needed here).
+_UNAVAILABLE = {
+    "EndpointConnectionError": "STORAGE_UNAVAILABLE",
+    "ConnectTimeoutError": "STORAGE_UNAVAILABLE",
+    "ReadTimeoutError": "STORAGE_UNAVAILABLE",
+    "ClientConnectorError": "STORAGE_UNAVAILABLE",
+    "ServerSelectionTimeoutError": "DATABASE_UNAVAILABLE",
+    "AutoReconnect": "DATABASE_UNAVAILABLE",
+    "NetworkTimeout": "DATABASE_UNAVAILABLE",
+    "AirflowTaskTimeout": "TASK_TIMEOUT",
+}
+
+
 def error_code(exc: BaseException | None) -> str:
     """The reason code for any exception, following `__cause__` to our own error if wrapped."""
     seen = exc
@@ -69,6 +82,9 @@ def error_code(exc: BaseException | None) -> str:
         seen = seen.__cause__
     if exc is None:
         return "UNKNOWN"
+    for cls in type(exc).__mro__:
+        if cls.__name__ in _UNAVAILABLE:
+            return _UNAVAILABLE[cls.__name__]
     name = type(exc).__name__
     if "Timeout" in name:
         return "TASK_TIMEOUT"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from stt.config import Settings
@@ -16,6 +16,19 @@ MAX_EVENTS = 200
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def retry_key(step: str, try_number: int) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"{step}_try{try_number}")
+
+
+def as_utc(value) -> datetime | None:
+    """Datetimes read back from the store (naive UTC, or ISO text from some servers) as aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class JobStore:
@@ -44,9 +57,40 @@ class JobStore:
         update = {key: dict(value) for key, value in update.items()}
         update.setdefault("$set", {})["updated_at"] = now()
         if event:
-            update["$push"] = {"events": {"$each": [{"at": now(), "event": event}], "$slice": -MAX_EVENTS}}
+            update.setdefault("$push", {})["events"] = {"$each": [{"at": now(), "event": event}], "$slice": -MAX_EVENTS}
         result = self.collection.update_one({"_id": job_id, **(query or {})}, update, upsert=upsert)
         return bool(result.modified_count or result.upserted_id)
+
+    def claim(self, job_id: str, *, source: str, etag: str, size: int, origin: str, claimed_by: str, lease_s: float, conf: dict) -> bool:
+        """Create the job as PENDING unless it exists; True for exactly one caller per job id."""
+        from pymongo.errors import DuplicateKeyError
+
+        try:
+            self.collection.insert_one({
+                "_id": job_id, "status": PENDING, "source": source, "etag": etag, "size_bytes": size,
+                "origin": origin, "claimed_by": claimed_by, "created_at": now(), "updated_at": now(),
+                "lease_until": now() + timedelta(seconds=lease_s), "conf": conf, "retry_count": 0,
+                "events": [{"at": now(), "event": f"claimed by {claimed_by} ({origin})"}],
+            })
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def existing_ids(self, job_ids: list[str]) -> set[str]:
+        return {doc["_id"] for doc in self.collection.find({"_id": {"$in": job_ids}}, {"_id": 1})}
+
+    def reclaim_stale(self, *, claimed_by: str, lease_s: float, limit: int) -> list[dict]:
+        """Take over PENDING jobs whose run never started within their lease (e.g. the trigger was lost)."""
+        taken = []
+        while len(taken) < limit:
+            doc = self.collection.find_one_and_update(
+                {"status": PENDING, "lease_until": {"$lt": now()}},
+                {"$set": {"claimed_by": claimed_by, "lease_until": now() + timedelta(seconds=lease_s), "updated_at": now()}},
+            )
+            if not doc:
+                break
+            taken.append(doc)
+        return taken
 
     def start(self, job_id: str, *, source: str, language: str, model: str, dag_id: str, run_id: str) -> None:
         """Create the job (or take over a PENDING one made by a submitter) and mark it PROCESSING."""
@@ -69,6 +113,12 @@ class JobStore:
             upsert=True,
         )
         logger.bind(job_id=job_id).info("job {} PROCESSING: source={} language={} model={}", job_id, source, language, model)
+
+    def request_rerun(self, job_id: str, *, conf: dict, run_id: str) -> None:
+        """Remember a re-run of the job (its history stays: events, retries, earlier errors under `reruns`)."""
+        doc = self.get(job_id) or {}
+        self._update(job_id, {"$set": {"conf": conf}, "$push": {"reruns": {"run_id": run_id, "at": now(), "previous_error": doc.get("error")}}},
+                     event=f"re-run requested as {run_id}")
 
     def record_audio(self, job_id: str, *, size_bytes: int, audio: dict) -> None:
         self._update(job_id, {"$set": {"size_bytes": size_bytes, "audio": audio, "duration_s": audio["duration_s"]}}, event="validated")
@@ -98,8 +148,8 @@ class JobStore:
 
     def complete(self, job_id: str, *, outputs: dict[str, str], language: str, segments: int, text_chars: int) -> None:
         doc = self.get(job_id) or {}
-        started = doc.get("started_at")
-        elapsed = (now() - started.replace(tzinfo=timezone.utc)).total_seconds() if started else None
+        started = as_utc(doc.get("started_at"))
+        elapsed = (now() - started).total_seconds() if started else None
         self._update(
             job_id,
             {"$set": {"status": COMPLETED, "finished_at": now(), "outputs": outputs, "result_uri": outputs.get("json"),
@@ -118,9 +168,35 @@ class JobStore:
         )
         logger.bind(job_id=job_id).error("job {} FAILED in {}: [{}] {}", job_id, step, code, message)
 
+    def record_attempt(self, job_id: str, *, step: str, try_number: int) -> float | None:
+        """A retry starts: store how long Airflow's backoff waited since the previous try failed."""
+        previous = retry_key(step, try_number - 1)
+        doc = self.collection.find_one({"_id": job_id}, {"retries": 1}) or {}
+        failed_at = as_utc(((doc.get("retries") or {}).get(previous) or {}).get("at"))
+        waited = round((now() - failed_at).total_seconds(), 3) if failed_at else None
+        self._update(job_id, {"$set": {f"retries.{previous}.waited_s": waited}}, event=f"{step} try {try_number} after {waited}s")
+        logger.bind(job_id=job_id).info("{} try {} starts {}s after try {} failed (exponential backoff)", step, try_number, waited, try_number - 1)
+        return waited
+
+    def fail_unless_finished(self, job_id: str, *, code: str, message: str, step: str) -> None:
+        """FAILED for a job still PENDING/PROCESSING (or missing); a job already FAILED or COMPLETED keeps its record."""
+        doc = self.get(job_id)
+        if doc is None:
+            self.fail(job_id, code=code, message=message, step=step)
+            return
+        if doc.get("status") in (PENDING, PROCESSING):
+            changed = self._update(
+                job_id,
+                {"$set": {"status": FAILED, "finished_at": now(), "error": {"code": code, "message": message, "step": step, "at": now()}}},
+                event=f"failed in {step}: {code}",
+                query={"status": doc["status"]},
+            )
+            if changed:
+                logger.bind(job_id=job_id).error("job {} FAILED in {}: [{}] {}", job_id, step, code, message)
+
     def record_retry(self, job_id: str, *, step: str, try_number: int, code: str, message: str) -> None:
         """Record a failed try that Airflow will retry; `retry_count` is the number of distinct tries recorded."""
-        key = re.sub(r"[^A-Za-z0-9_]", "_", f"{step}_try{try_number}")
+        key = retry_key(step, try_number)
         self._update(
             job_id,
             {"$set": {f"retries.{key}": {"step": step, "try": try_number, "code": code, "message": message, "at": now()},
