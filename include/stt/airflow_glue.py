@@ -12,9 +12,11 @@ from datetime import timedelta
 
 from stt.config import LANGUAGES, Settings
 from stt.errors import error_code
+from stt.formats import FORMATS
 from stt.log import logger
 
 KNOWN_MODELS = ("tiny.en", "base")
+PRIORITY_WEIGHTS = {"high": 100, "normal": 10, "low": 1}
 
 
 def job_id_for(dag_id: str, run_id: str, conf: dict | None) -> str:
@@ -39,6 +41,8 @@ def transcribe_params(settings: Settings) -> dict:
     """The trigger form of `stt_transcribe` (rendered by the Airflow UI, validated on REST triggers)."""
     from airflow.sdk import Param
 
+    from stt.audio import METHODS as CHUNKING_METHODS
+
     models = sorted(set(settings.installed_models()) | set(KNOWN_MODELS))
     return {
         "source": Param(
@@ -50,33 +54,51 @@ def transcribe_params(settings: Settings) -> dict:
         ),
         "language": Param("auto", type="string", enum=list(LANGUAGES), title="Language", description="Spoken language; auto detects it (needs a multilingual model such as base)."),
         "model": Param(settings.default_model, type="string", examples=models, title="Model", description="whisper.cpp model name; the file whisper/models/ggml-<name>.bin must exist on the workers."),
+        "chunking": Param(settings.chunking, type="string", enum=list(CHUNKING_METHODS), title="Chunking",
+                          description="silence: cut in pauses (fixed cuts with overlap where there are none); fixed: equal overlapping chunks; vad: pauses found by whisper.cpp's Silero VAD."),
+        "formats": Param(list(FORMATS), type="array", items={"type": "string", "enum": list(FORMATS)}, uniqueItems=True, minItems=1,
+                         title="Output formats", description="Transcript files to publish next to the source."),
+        "priority": Param("normal", type="string", enum=list(PRIORITY_WEIGHTS), title="Priority",
+                          description="high runs before normal before low when workers are busy (Airflow priority_weight)."),
         "job_id": Param(None, type=["null", "string"], title="Job id", description="Optional: the job id to record in MongoDB (generated from the run when empty)."),
     }
 
 
-def default_args(settings: Settings) -> dict:
-    """Retries with exponential backoff for transient failures, failure/retry callbacks for the job mirror."""
-    return {
+def default_args(*, job_callbacks: bool = True) -> dict:
+    """Retries with exponential backoff for transient failures; for job DAGs, callbacks that mirror failures and retries."""
+    args = {
         "owner": "stt",
         "retries": int(os.environ.get("STT_RETRIES", 3)),
         "retry_delay": timedelta(seconds=float(os.environ.get("STT_RETRY_DELAY_S", 10))),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=float(os.environ.get("STT_MAX_RETRY_DELAY_S", 300))),
-        "on_failure_callback": on_task_failure,
-        "on_retry_callback": on_task_retry,
     }
+    if job_callbacks:
+        args.update(on_failure_callback=on_task_failure, on_retry_callback=on_task_retry)
+    return args
+
+
+def step_label(ti) -> str:
+    """`transcribe[3]` for a mapped task instance, `validate` otherwise."""
+    map_index = getattr(ti, "map_index", -1)
+    return ti.task_id if map_index in (-1, None) else f"{ti.task_id}[{map_index}]"
 
 
 def run_step(step, *args, **kwargs):
     """Run a pipeline step; a permanent error fails the task at once (no retries), anything else is retried."""
+    from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException
 
     from stt.errors import SttError
     from stt.jobs import JobStore
 
     settings = Settings.from_env()
+    store = JobStore.from_airflow(settings)
+    ti = get_current_context()["ti"]
+    if ti.try_number > 1:
+        store.record_attempt(job_id_from_context(get_current_context()), step=step_label(ti), try_number=ti.try_number)
     try:
-        return step(*args, settings=settings, store=JobStore.from_airflow(settings), **kwargs)
+        return step(*args, settings=settings, store=store, **kwargs)
     except SttError as exc:
         if exc.permanent:
             raise AirflowFailException(f"[{exc.code}] {exc}") from exc
@@ -87,9 +109,7 @@ def _describe(context) -> tuple[str, str, str]:
     exc = context.get("exception")
     cause = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
     message = str(cause) if cause is not None else "task failed (no exception recorded)"
-    ti = context["ti"]
-    step = ti.task_id if getattr(ti, "map_index", -1) in (-1, None) else f"{ti.task_id}[{ti.map_index}]"
-    return error_code(exc), message, step
+    return error_code(exc), message, step_label(context["ti"])
 
 
 def on_task_failure(context) -> None:
@@ -102,6 +122,18 @@ def on_task_failure(context) -> None:
         JobStore.from_airflow(Settings.from_env()).fail(job_id, code=code, message=message, step=step)
     except Exception:
         logger.bind(job_id=job_id).exception("could not record the failure of {} on the job ([{}] {})", step, code, message)
+
+
+def record_run_failure(dag_run, msg: str | None) -> None:
+    """A whole run failed: make sure its job says FAILED (keeps a more specific error a task already recorded)."""
+    from stt.jobs import JobStore
+
+    job_id = job_id_for(dag_run.dag_id, dag_run.run_id, dag_run.conf)
+    try:
+        JobStore.from_airflow(Settings.from_env()).fail_unless_finished(
+            job_id, code="RUN_FAILED", message=msg or f"run {dag_run.run_id} failed", step="dag_run")
+    except Exception:
+        logger.bind(job_id=job_id).exception("could not record the failure of run {} on the job", dag_run.run_id)
 
 
 def on_task_retry(context) -> None:

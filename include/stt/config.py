@@ -11,6 +11,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 LANGUAGES = ("auto", "en", "vi")
 
+# Never media: refused by name before anything is downloaded. Any other name is judged by its content.
+REFUSED_EXTENSIONS = frozenset({".exe", ".dll", ".so", ".bin", ".msi", ".bat", ".sh", ".zip", ".gz", ".tar", ".7z", ".rar",
+                                ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".txt", ".csv", ".json", ".xml", ".html"})
+
 
 def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
@@ -37,12 +41,23 @@ class Settings:
     output_prefix: str = "transcripts"
     work_prefix: str = "work"
     chunk_seconds: float = 30.0
-    whisper_threads: int = 2
+    chunking: str = "silence"
+    chunk_min_s: float = 10.0
+    chunk_max_s: float = 30.0
+    chunk_overlap_s: float = 6.0
+    silence_min_s: float = 0.3
+    silence_below_speech_db: float = 35.0
+    silence_keep_s: float = 1.0
+    vad_model: str = "silero-v6.2.0"
+    whisper_threads: int = 1
+    whisper_pool: str = "default_pool"
+    max_active_jobs: int = 16
     whisper_timeout_factor: float = 10.0
     whisper_timeout_min_s: float = 120.0
     decode_timeout_s: float = 600.0
     max_file_bytes: int = 2 * 1024**3
     max_duration_s: float = 6 * 3600.0
+    min_duration_s: float = 0.3
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -63,12 +78,23 @@ class Settings:
             output_prefix=env.get("STT_OUTPUT_PREFIX", d.output_prefix).strip("/"),
             work_prefix=env.get("STT_WORK_PREFIX", d.work_prefix).strip("/"),
             chunk_seconds=_float("STT_CHUNK_SECONDS", d.chunk_seconds),
+            chunking=env.get("STT_CHUNKING") or d.chunking,
+            chunk_min_s=_float("STT_CHUNK_MIN_S", d.chunk_min_s),
+            chunk_max_s=_float("STT_CHUNK_MAX_S", d.chunk_max_s),
+            chunk_overlap_s=_float("STT_CHUNK_OVERLAP_S", d.chunk_overlap_s),
+            silence_min_s=_float("STT_SILENCE_MIN_S", d.silence_min_s),
+            silence_below_speech_db=_float("STT_SILENCE_BELOW_SPEECH_DB", d.silence_below_speech_db),
+            silence_keep_s=_float("STT_SILENCE_KEEP_S", d.silence_keep_s),
+            vad_model=env.get("STT_VAD_MODEL") or d.vad_model,
             whisper_threads=_int("STT_WHISPER_THREADS", d.whisper_threads),
+            whisper_pool=env.get("STT_WHISPER_POOL") or d.whisper_pool,
+            max_active_jobs=_int("STT_MAX_ACTIVE_JOBS", d.max_active_jobs),
             whisper_timeout_factor=_float("STT_WHISPER_TIMEOUT_FACTOR", d.whisper_timeout_factor),
             whisper_timeout_min_s=_float("STT_WHISPER_TIMEOUT_MIN_S", d.whisper_timeout_min_s),
             decode_timeout_s=_float("STT_DECODE_TIMEOUT_S", d.decode_timeout_s),
             max_file_bytes=_int("STT_MAX_FILE_BYTES", d.max_file_bytes),
             max_duration_s=_float("STT_MAX_DURATION_S", d.max_duration_s),
+            min_duration_s=_float("STT_MIN_DURATION_S", d.min_duration_s),
         )
 
     def model_path(self, model: str) -> Path:

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stt import audio, storage, whisper
-from stt.config import LANGUAGES, Settings
-from stt.errors import InvalidAudio, InvalidParameter, SourceNotFound
+from stt.config import LANGUAGES, REFUSED_EXTENSIONS, Settings
+from stt.errors import InvalidAudio, InvalidParameter, InvalidSource, SourceNotFound
 from stt.formats import FORMATS, render
 from stt.jobs import JobStore
 from stt.log import logger
@@ -50,7 +50,10 @@ def check_params(params: dict, settings: Settings) -> dict:
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise InvalidParameter(f"unknown output formats {unknown}; choose from {list(FORMATS)}", code="INVALID_FORMAT")
-    return {"language": language, "model": model, "formats": formats}
+    chunking = (params.get("chunking") or settings.chunking).strip().lower()
+    if chunking not in audio.METHODS:
+        raise InvalidParameter(f"chunking {chunking!r} is not supported; choose one of {', '.join(audio.METHODS)}", code="INVALID_CHUNKING")
+    return {"language": language, "model": model, "formats": formats, "chunking": chunking}
 
 
 def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: Settings, store: JobStore) -> dict:
@@ -60,6 +63,8 @@ def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: S
     with timed_step(store, job_id, "validate") as log:
         checked = check_params(params, settings)
         location = storage.locate(source, settings)
+        if location.extension in REFUSED_EXTENSIONS:
+            raise InvalidSource(f"{location.name!r}: files of type {location.extension} are not media; send audio or video", code="UNSUPPORTED_EXTENSION")
         try:
             size = storage.stat_size(location.uri, settings)
         except FileNotFoundError as exc:
@@ -70,9 +75,19 @@ def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: S
         info = audio.probe(local)
         if info.duration_s > settings.max_duration_s:
             raise InvalidAudio(f"audio lasts {info.duration_s:.0f}s, over the limit of {settings.max_duration_s:.0f}s", code="DURATION_TOO_LONG")
+        if info.duration_s < settings.min_duration_s:
+            raise InvalidAudio(f"audio lasts {info.duration_s:.2f}s, under the minimum of {settings.min_duration_s:.2f}s: too short to hold speech", code="AUDIO_TOO_SHORT")
         store.record_audio(job_id, size_bytes=size, audio=info.as_dict())
         log.info("source {} ok: {} bytes, {:.2f}s of {} audio, {} Hz, {} channel(s)", location.uri, size, info.duration_s, info.codec, info.sample_rate, info.channels)
     return {"job_id": job_id, "source": location.uri, **checked, "duration_s": info.duration_s, "size_bytes": size}
+
+
+def check_complete_decode(job: dict, decoded_s: float) -> None:
+    """A file that decodes to much less than the duration its header declares is truncated or damaged."""
+    declared = job["duration_s"]
+    if decoded_s < 0.9 * declared and declared - decoded_s > 1.0:
+        raise InvalidAudio(f"only {decoded_s:.1f}s of the declared {declared:.1f}s could be decoded: the file is truncated or damaged",
+                           code="TRUNCATED_AUDIO")
 
 
 def local_source(job: dict, settings: Settings) -> Path:
@@ -85,56 +100,96 @@ def local_source(job: dict, settings: Settings) -> Path:
 
 
 def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
-    """Decode the source once to 16 kHz mono, cut it into chunks and put them in the work folder."""
+    """Decode the source once to 16 kHz mono, plan the cuts on it (silence, VAD or fixed), cut the chunks
+    from the same decoded audio and put them and the plan (with the silences found) in the work folder."""
     job_id = job["job_id"]
+    method = job.get("chunking") or settings.chunking
     with timed_step(store, job_id, "chunk") as log:
         location = storage.locate(job["source"], settings)
         work = scratch_dir(settings, job_id)
         wav = audio.decode_to_wav(local_source(job, settings), work / "decoded.wav", settings.decode_timeout_s)
-        with wave.open(str(wav), "rb") as decoded:
-            duration = decoded.getnframes() / decoded.getframerate()
-        plans = audio.plan_fixed_chunks(duration, settings.chunk_seconds)
-        files = audio.cut_chunks(wav, plans, work / "chunks")
+        decoded = audio.load(wav)
+        check_complete_decode(job, len(decoded) / 1000)
+
+        def vad() -> list[tuple[float, float]]:
+            return whisper.vad_speech(
+                wav,
+                cli=settings.whisper_cli,
+                model_path=settings.model_path(job["model"]),
+                vad_model_path=settings.model_path(settings.vad_model),
+                threads=settings.whisper_threads,
+                timeout_s=settings.whisper_timeout(len(decoded) / 1000 / 10),
+            )
+
+        plan = audio.plan_chunks(
+            decoded,
+            method,
+            target_s=settings.chunk_seconds,
+            min_s=settings.chunk_min_s,
+            max_s=settings.chunk_max_s,
+            overlap_s=settings.chunk_overlap_s,
+            min_silence_s=settings.silence_min_s,
+            below_speech_db=settings.silence_below_speech_db,
+            keep_silence_s=settings.silence_keep_s,
+            vad=vad,
+        )
+        files = audio.cut_chunks(decoded, plan.chunks, work / "chunks")
         refs = []
-        for plan, path in zip(plans, files):
+        for planned, path in zip(plan.chunks, files):
             uri = storage.upload(path, location.work_uri(settings, job_id, "chunks", path.name), settings)
-            refs.append({**plan.as_dict(), "uri": uri})
-        store.set_chunks(job_id, [p.as_dict() for p in plans])
-        log.info("{:.2f}s of audio cut into {} chunk(s) of about {:.1f}s", duration, len(plans), settings.chunk_seconds)
+            refs.append({**planned.as_dict(), "uri": uri})
+        storage.write_text(location.work_uri(settings, job_id, "plan.json"), json.dumps(plan.as_dict()), settings)
+        store.set_chunks(job_id, [p.as_dict() for p in plan.chunks])
+        cuts = ", ".join(f"{c.end_s:.2f}s {c.cut}" for c in plan.chunks[:-1]) or "none"
+        log.info("{:.2f}s of audio, {} chunking: {} silence(s), {} chunk(s) (cuts: {}), {} silent", plan.duration_s, method,
+                 len(plan.silences), len(plan.chunks), cuts, sum(c.silent for c in plan.chunks))
     return refs
 
 
 def transcribe(job: dict, chunk_ref: dict, *, settings: Settings, store: JobStore, attempt: int = 1, worker: str = "") -> dict:
-    """Run whisper-cli on one chunk and store its segments (times relative to the chunk) in the work folder."""
+    """Run whisper-cli on one chunk and store its segments (times relative to the chunk) in the work folder.
+
+    A chunk the planner found silent (nothing audible) is not sent to whisper: it has no text to give,
+    only text to invent."""
     job_id, index = job["job_id"], chunk_ref["index"]
     store.chunk_started(job_id, index, attempt=attempt, worker=worker)
     with timed_step(store, job_id, "transcribe", chunk=index) as log:
-        local = scratch_dir(settings, job_id) / f"try-{attempt}" / Path(chunk_ref["uri"]).name
-        storage.download(chunk_ref["uri"], local, settings)
-        length = chunk_ref["end_s"] - chunk_ref["start_s"]
-        run = whisper.transcribe(
-            local,
-            cli=settings.whisper_cli,
-            model_path=settings.model_path(job["model"]),
-            language=whisper.whisper_language(job["model"], job["language"]),
-            threads=settings.whisper_threads,
-            timeout_s=settings.whisper_timeout(length),
-        )
-        result = {**{k: chunk_ref[k] for k in ("index", "start_s", "end_s", "cut")}, **run.as_dict()}
+        length = sum(e - s for s, e in chunk_ref.get("pieces") or [(chunk_ref["start_s"], chunk_ref["end_s"])])
+        meta = {k: chunk_ref[k] for k in ("index", "start_s", "end_s", "cut", "overlap_s", "silent", "pieces") if k in chunk_ref}
+        if chunk_ref.get("silent"):
+            run = whisper.WhisperRun(language="", segments=[], seconds=0.0)
+            log.info("chunk {} ({:.1f}s audio) is silent: not transcribed", index, length)
+        else:
+            # a folder per chunk and try: chunks of one job run side by side on a worker and clean up after themselves
+            local = scratch_dir(settings, job_id) / f"chunk-{index:05d}-try-{attempt}" / Path(chunk_ref["uri"]).name
+            storage.download(chunk_ref["uri"], local, settings)
+            run = whisper.transcribe(
+                local,
+                cli=settings.whisper_cli,
+                model_path=settings.model_path(job["model"]),
+                language=whisper.whisper_language(job["model"], job["language"]),
+                threads=settings.whisper_threads,
+                timeout_s=settings.whisper_timeout(length),
+                extra_args=whisper.decode_args(job["model"]),
+            )
+            shutil.rmtree(local.parent, ignore_errors=True)
+            log.info("chunk {} ({:.1f}s audio) → {} segment(s), language {}, whisper {:.2f}s ({:.1f}x real time)", index, length, len(run.segments), run.language or "?", run.seconds, length / max(run.seconds, 1e-6))
+        result = {**meta, **run.as_dict()}
         location = storage.locate(job["source"], settings)
         result_uri = storage.write_text(location.work_uri(settings, job_id, "results", f"chunk-{index:05d}.json"), json.dumps(result, ensure_ascii=False), settings)
-        shutil.rmtree(local.parent, ignore_errors=True)
         store.chunk_completed(job_id, index, seconds=run.seconds, language=run.language, segments=len(run.segments))
-        log.info("chunk {} ({:.1f}s audio) → {} segment(s), language {}, whisper {:.2f}s ({:.1f}x real time)", index, length, len(run.segments), run.language or "?", run.seconds, length / max(run.seconds, 1e-6))
     return {"index": index, "result_uri": result_uri}
 
 
 def merge(job: dict, results: list[dict], *, settings: Settings, store: JobStore) -> dict:
-    """Join the chunk results into one transcript in the work folder."""
+    """Join the chunk results into one transcript in the work folder: times shifted by each chunk's start,
+    overlaps spliced, loops collapsed, text in silence dropped (merge.merge_chunks)."""
     job_id = job["job_id"]
     with timed_step(store, job_id, "merge") as log:
+        location = storage.locate(job["source"], settings)
         chunks = [json.loads(storage.read_text(r["result_uri"], settings)) for r in results]
-        merged = merge_chunks(chunks)
+        plan = json.loads(storage.read_text(location.work_uri(settings, job_id, "plan.json"), settings))
+        merged = merge_chunks(chunks, silences=plan["silences"])
         transcript = {
             "job_id": job_id,
             "source": job["source"],
@@ -142,13 +197,14 @@ def merge(job: dict, results: list[dict], *, settings: Settings, store: JobStore
             "language": merged["language"] or (job["language"] if job["language"] != "auto" else ""),
             "language_requested": job["language"],
             "duration_s": round(job["duration_s"], 3),
+            "chunking": plan["method"],
             "text": merged["text"],
             "segments": merged["segments"],
             "chunks": merged["chunks"],
         }
-        location = storage.locate(job["source"], settings)
         uri = storage.write_text(location.work_uri(settings, job_id, "transcript.json"), json.dumps(transcript, ensure_ascii=False), settings)
-        log.info("merged {} chunk(s) into {} segment(s), language {}", len(chunks), len(merged["segments"]), transcript["language"] or "?")
+        log.info("merged {} chunk(s) into {} segment(s), language {}; removed {} repeated word(s), {} word(s) in silence",
+                 len(chunks), len(merged["segments"]), transcript["language"] or "?", merged["removed"]["repeated_words"], merged["removed"]["words_in_silence"])
     return {"transcript_uri": uri, "segments": len(merged["segments"])}
 
 

@@ -1,0 +1,334 @@
+"""Accuracy benchmark: the pipeline's chunk → transcribe → merge against whisper-cli on the whole file.
+
+    python -m bench.accuracy [--json] [--model base] [--chunking silence,fixed] [--files a,b] [--manifest PATH]
+
+For every audio of the manifest (default: the generated corpus, bench/corpus.py): word error rate
+(jiwer, both sides normalised; character error rate too for Vietnamese) of (a) the pipeline's steps —
+the same code the DAG runs, on file:// storage, without Airflow — for each chunking method, and (b)
+`whisper-cli` on the whole file with the same model and decoding flags. Also counted:
+- silence words: transcribed words lying entirely outside the spans where speech really is (the
+  generator knows them); on the silence-only and noise-only files every word counts;
+- join duplicates / losses: within JOIN_WINDOW_S of every join (the cut between two chunks, or where
+  the merge spliced two overlapping ones), words inserted that repeat a reference word next to them,
+  and reference words that are missing — unless whisper on the whole file made the same error there
+  (then it is a recognition error, not the join's).
+Settings come from the environment like the pipeline's (STT_CHUNK_*, STT_SILENCE_*).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from bench import corpus
+
+JOIN_WINDOW_S = 2.0
+SPEECH_MARGIN_S = 0.5
+
+
+def normalise(text: str) -> str:
+    """Lower case, no annotations ([music], (noise)), no punctuation or apostrophes, hyphens as spaces."""
+    text = unicodedata.normalize("NFC", text).lower()
+    text = re.sub(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|♪", " ", text)
+    text = text.replace("’", "'").replace("'", "")
+    text = "".join(ch if ch.isalnum() else " " for ch in text)
+    return " ".join(text.split())
+
+
+CLOSERS = {"(": ")", "[": "]", "*": "*", "♪": "♪"}
+
+
+def timed_words(segments: list[dict]) -> list[tuple[str, float, float]]:
+    """Normalised words with times: from each segment's words when timed, else spread over the segment.
+    Annotations spread over several words, such as "(wind", "howling)", are left out as `normalise` does."""
+    out = []
+    for seg in segments:
+        if not seg.get("words"):
+            out.extend((token, float(seg["start"]), float(seg["end"])) for token in normalise(seg["text"]).split())
+            continue
+        closer = None
+        for item in seg["words"]:
+            text = item["text"].strip()
+            if closer is None and text[:1] in CLOSERS:
+                closer = CLOSERS[text[0]]
+                text = text[1:]
+            if closer is not None:
+                if text.rstrip(".,!?;:").endswith(closer):
+                    closer = None
+                continue
+            for token in normalise(item["text"]).split():
+                out.append((token, float(item["start"]), float(item["end"])))
+    return out
+
+
+class NullStore:
+    """Stands in for the job store: the benchmark records nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: True
+
+
+def run_pipeline(path: Path, *, language: str, model: str, method: str, root: Path) -> tuple[dict, float]:
+    """The DAG's chunk → transcribe (each chunk) → merge, on a copy of `path` in a file:// storage root."""
+    from stt import pipeline
+    from stt.config import Settings
+
+    inbox = root / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    source = inbox / path.name
+    shutil.copyfile(path, source)
+    settings = replace(Settings.from_env(), local_root=root, scratch_dir=root / "scratch")
+    job = {"job_id": f"bench-{path.stem}-{method}", "source": f"file://{source}", "language": language, "model": model,
+           "formats": [], "duration_s": 0.0, "size_bytes": source.stat().st_size, "chunking": method}
+    store = NullStore()
+    started = time.monotonic()
+    refs = pipeline.chunk(job, settings=settings, store=store)
+    job["duration_s"] = max(r["end_s"] for r in refs)
+    # chunks in parallel, as the DAG's mapped tasks run: as many at once as the cores allow
+    with ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) // settings.whisper_threads)) as pool:
+        results = list(pool.map(lambda ref: pipeline.transcribe(job, ref, settings=settings, store=store), refs))
+    merged = pipeline.merge(job, results, settings=settings, store=store)
+    seconds = time.monotonic() - started
+    transcript = json.loads(Path(merged["transcript_uri"].removeprefix("file://")).read_text())
+    pipeline.cleanup(job, settings)
+    return transcript, seconds
+
+
+def run_whole_file(path: Path, *, language: str, model: str, root: Path, fresh: bool = False) -> tuple[dict, float]:
+    """whisper-cli once on the whole file, same model, threads and decoding flags as the pipeline.
+
+    Its result only depends on the audio, the binary, the model and the flags, so it is cached (keyed by
+    all four) under $STT_CACHE_DIR/bench/: re-running the benchmark after a pipeline change is quicker."""
+    from stt import whisper
+    from stt.config import Settings
+
+    settings = Settings.from_env()
+    model_path = settings.model_path(model)
+    args = whisper.decode_args(model)
+    key = hashlib.sha256()
+    key.update(path.read_bytes())
+    for part in (settings.whisper_cli.resolve(), model_path.resolve()):
+        info = part.stat()
+        key.update(f"{part}:{info.st_size}:{info.st_mtime_ns}".encode())
+    key.update(json.dumps([language, settings.whisper_threads, *args]).encode())
+    cached = corpus.cache_root() / "bench" / f"whole-{key.hexdigest()[:24]}.json"
+    if cached.is_file() and not fresh:
+        data = json.loads(cached.read_text())
+        return data["result"], data["seconds"]
+    wav = root / "whole" / path.name
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, wav)
+    duration = wav.stat().st_size / 32000
+    run = whisper.transcribe(wav, cli=settings.whisper_cli, model_path=model_path,
+                             language=whisper.whisper_language(model, language), threads=settings.whisper_threads,
+                             timeout_s=settings.whisper_timeout(duration), extra_args=args)
+    result = {"segments": run.segments, "language": run.language}
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps({"file": str(path), "model": model, "args": list(args), "result": result, "seconds": run.seconds}))
+    return result, run.seconds
+
+
+def score(reference: str, segments: list[dict], *, language: str) -> dict:
+    """WER (and CER for Vietnamese) of `segments` against `reference`, plus the alignment for join counts."""
+    import jiwer
+
+    words = timed_words(segments)
+    hyp = " ".join(w for w, *_ in words)
+    ref = normalise(reference)
+    out: dict = {"words": len(words)}
+    if not ref:
+        return {**out, "wer": None, "cer": None, "alignment": None, "timed": words}
+    if not hyp:
+        n = len(ref.split())
+        return {**out, "wer": 1.0, "cer": 1.0 if language == "vi" else None, "deletions": n, "insertions": 0,
+                "substitutions": 0, "alignment": [], "timed": words}
+    result = jiwer.process_words(ref, hyp)
+    out.update(wer=round(result.wer, 4), insertions=result.insertions, deletions=result.deletions, substitutions=result.substitutions)
+    out["cer"] = round(jiwer.cer(ref, hyp), 4) if language == "vi" else None
+    out["alignment"], out["timed"], out["ref_words"] = result.alignments[0], words, ref.split()
+    return out
+
+
+def silence_words(words: list[tuple[str, float, float]], speech: list[list[float]]) -> int:
+    """Words lying entirely outside every true speech span (widened by SPEECH_MARGIN_S)."""
+    spans = [(s - SPEECH_MARGIN_S, e + SPEECH_MARGIN_S) for s, e in speech]
+    return sum(1 for _, start, end in words if not any(start < e and end > s for s, e in spans))
+
+
+def join_windows(chunks: list[dict]) -> list[tuple[float, float]]:
+    """±JOIN_WINDOW_S around each join: where overlapping neighbours were spliced (the chunk map's `join.at`),
+    else the cut between them (a silence, possibly shortened: from the end of one to the start of the next)."""
+    windows = []
+    for prev, nxt in zip(chunks, chunks[1:]):
+        if "join" in nxt:
+            lo = hi = nxt["join"]["at"]
+        else:
+            lo, hi = min(nxt["start"], prev["end"]), max(nxt["start"], prev["end"])
+        windows.append((lo - JOIN_WINDOW_S, hi + JOIN_WINDOW_S))
+    return windows
+
+
+def join_errors(scored: dict, windows: list[tuple[float, float]], control: dict | None = None) -> tuple[int, int]:
+    """(duplicates, losses) at the joins: inserted words repeating a nearby reference word, and deleted
+    reference words. With `control` (the whole-file run scored on the same reference), errors it makes at
+    the same reference words too are recognition errors, not the joins' doing, and are not counted."""
+    alignment = scored.get("alignment")
+    if not alignment or not windows:
+        return 0, 0
+    words, ref = scored["timed"], scored["ref_words"]
+    control_deleted: set[int] = set()
+    control_inserted: set[int] = set()
+    for chunk in (control or {}).get("alignment") or []:
+        if chunk.type == "delete":
+            control_deleted.update(range(chunk.ref_start_idx, chunk.ref_end_idx))
+        elif chunk.type == "insert":
+            control_inserted.add(chunk.ref_start_idx)
+
+    def in_window(t: float) -> bool:
+        return any(lo <= t <= hi for lo, hi in windows)
+
+    duplicates = losses = 0
+    for chunk in alignment:
+        if chunk.type == "insert" and chunk.ref_start_idx not in control_inserted:
+            nearby = set(ref[max(0, chunk.ref_start_idx - 4) : chunk.ref_start_idx + 4])
+            for k in range(chunk.hyp_start_idx, chunk.hyp_end_idx):
+                token, start, end = words[k]
+                if token in nearby and in_window((start + end) / 2):
+                    duplicates += 1
+        elif chunk.type == "delete":
+            before = words[chunk.hyp_start_idx - 1][2] if chunk.hyp_start_idx > 0 else 0.0
+            after = words[chunk.hyp_start_idx][1] if chunk.hyp_start_idx < len(words) else before
+            if in_window(before) or in_window(after) or any(before <= lo and hi <= after for lo, hi in windows):
+                losses += sum(1 for r in range(chunk.ref_start_idx, chunk.ref_end_idx) if r not in control_deleted)
+    return duplicates, losses
+
+
+def speech_onsets(segments: list[dict], speech: list[list[float]]) -> list[float]:
+    """For each true utterance, |first segment start inside it (±1 s) − where it really starts|."""
+    errors = []
+    for start, end in speech:
+        starts = [s["start"] for s in segments if start - 1.0 <= s["start"] < end]
+        if starts:
+            errors.append(round(abs(min(starts) - start), 3))
+    return errors
+
+
+def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, fresh: bool = False) -> dict:
+    path, language = Path(entry["path"]), entry["language"]
+    whole, whole_s = run_whole_file(path, language=language, model=model, root=root, fresh=fresh)
+    whole_scored = score(entry["reference"], whole["segments"], language=language)
+    row = {
+        "name": entry["name"],
+        "language": language,
+        "duration_s": entry["duration_s"],
+        "whole_file_wer": whole_scored["wer"],
+        "whole_file_cer": whole_scored["cer"],
+        "whole_file_silence_words": silence_words(whole_scored["timed"], entry["speech"]),
+        "whole_file_seconds": round(whole_s, 1),
+        "whole_file_text": " ".join(s["text"] for s in whole["segments"]),
+        "by_chunking": {},
+    }
+    log(f"{entry['name']}: whole file WER {whole_scored['wer']} in {whole_s:.1f}s")
+    for method in methods:
+        transcript, seconds = run_pipeline(path, language=language, model=model, method=method, root=root / method)
+        scored = score(entry["reference"], transcript["segments"], language=language)
+        duplicates, losses = join_errors(scored, join_windows(transcript["chunks"]), control=whole_scored)
+        onsets = speech_onsets(transcript["segments"], entry["speech"]) if entry.get("kind", "").startswith("utterances") else []
+        row["by_chunking"][method] = {
+            "pipeline_wer": scored["wer"],
+            "pipeline_cer": scored["cer"],
+            "silence_words": silence_words(scored["timed"], entry["speech"]),
+            "join_duplicates": duplicates,
+            "join_losses": losses,
+            "chunks": len(transcript["chunks"]),
+            "cuts": [c["cut"] for c in transcript["chunks"][:-1]],
+            "onset_errors_s": onsets,
+            "seconds": round(seconds, 1),
+            "text": transcript["text"],
+        }
+        log(f"{entry['name']}: {method} WER {scored['wer']} ({len(transcript['chunks'])} chunks) in {seconds:.1f}s")
+    first = row["by_chunking"][methods[0]]
+    return {**{k: row[k] for k in ("name", "language", "duration_s")}, "chunking": methods[0],
+            **{k: first[k] for k in ("pipeline_wer", "silence_words", "join_duplicates", "join_losses")}, **row}
+
+
+def table(report: dict) -> str:
+    methods = report["chunking"]
+    head = ["file", "dur s", "whole WER", *[f"{m} WER" for m in methods], "silence words (whole/" + "/".join(methods) + ")",
+            *[f"{m} join dup/lost" for m in methods]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def pct(value, cer=None):
+        if value is None:
+            return "—"
+        return f"{100 * value:.1f}%" + (f" (CER {100 * cer:.1f}%)" if cer is not None else "")
+
+    for row in report["files"]:
+        by = row["by_chunking"]
+        cells = [row["name"], f"{row['duration_s']:.0f}", pct(row["whole_file_wer"], row["whole_file_cer"]),
+                 *[pct(by[m]["pipeline_wer"], by[m]["pipeline_cer"]) for m in methods],
+                 "/".join([str(row["whole_file_silence_words"]), *[str(by[m]["silence_words"]) for m in methods]]),
+                 *[f"{by[m]['join_duplicates']}/{by[m]['join_losses']}" for m in methods]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--chunking", default="silence,fixed", help="comma-separated: silence, fixed, vad")
+    parser.add_argument("--files", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--manifest", type=Path, help="a manifest.json like the corpus's (default: generate the corpus)")
+    parser.add_argument("--fresh", action="store_true", help="re-run whisper-cli on the whole files even if cached")
+    parser.add_argument("--verbose", action="store_true", help="show the pipeline's log")
+    args = parser.parse_args(argv)
+
+    import logging
+
+    from stt import whisper
+    from stt.config import Settings
+
+    if not args.verbose:
+        logging.getLogger("stt").setLevel(logging.WARNING)
+    entries = corpus.load(args.manifest)
+    if args.files:
+        wanted = set(args.files.split(","))
+        entries = [e for e in entries if e["name"] in wanted]
+    methods = [m for m in args.chunking.split(",") if m]
+    settings = Settings.from_env()
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="stt-bench-") as tmp:
+        rows = [bench_file(e, model=args.model, methods=methods, root=Path(tmp) / e["name"], log=log, fresh=args.fresh) for e in entries]
+    report = {
+        "model": args.model,
+        "chunking": methods,
+        "decode_args": list(whisper.decode_args(args.model)),
+        "settings": {k: getattr(settings, k) for k in ("chunk_seconds", "chunk_min_s", "chunk_max_s", "chunk_overlap_s",
+                                                      "silence_min_s", "silence_below_speech_db", "whisper_threads")},
+        "seconds": round(time.monotonic() - started, 1),
+        "files": rows,
+    }
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+    else:
+        print(table(report))
+        print(f"\nmodel {args.model}, whisper flags {' '.join(whisper.decode_args(args.model)) or '(defaults)'}, {report['seconds']:.0f}s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("STT_SCRATCH_DIR", tempfile.gettempdir() + "/stt-bench-scratch")
+    sys.exit(main())

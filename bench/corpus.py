@@ -1,0 +1,213 @@
+"""Generate the accuracy corpus: espeak-ng speech, silence and noise with known text and known speech times.
+
+    python -m bench.corpus [--force]      # prints the manifest path
+
+Files are written once to `$STT_CACHE_DIR/corpus/v<GENERATOR_VERSION>/` (default `~/.cache/stt-pipeline`),
+with `manifest.json` listing per file: name, path, language, reference text, kind, duration and the
+spans where speech really is (the generator places every utterance, so it knows). Bump
+GENERATOR_VERSION whenever the output would change. Needs `espeak-ng` and `sox` (scripts/setup.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from bench import texts
+
+GENERATOR_VERSION = 2
+SR = 16000
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+JFK_TEXT = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("STT_CACHE_DIR") or Path.home() / ".cache" / "stt-pipeline")
+
+
+def corpus_dir() -> Path:
+    return cache_root() / "corpus" / f"v{GENERATOR_VERSION}"
+
+
+def _require_tools() -> None:
+    missing = [t for t in ("espeak-ng", "sox") if shutil.which(t) is None]
+    if missing:
+        sys.exit(f"missing {', '.join(missing)}: run `bash scripts/setup.sh` (Debian packages espeak-ng, sox)")
+
+
+def synth(text: str, voice: str, speed: int, work: Path) -> np.ndarray:
+    """Speak `text` with espeak-ng, resample to 16 kHz with sox, trim leading/trailing silence exactly."""
+    raw, resampled = work / "espeak.wav", work / "speech16k.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True, capture_output=True)
+    subprocess.run(["sox", str(raw), "-r", str(SR), "-c", "1", "-b", "16", str(resampled)], check=True, capture_output=True)
+    samples = read_wav(resampled)
+    loud = np.flatnonzero(np.abs(samples) > 10 ** (-50 / 20))
+    return samples[loud[0] : loud[-1] + 1]
+
+
+def read_wav(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as w:
+        assert w.getframerate() == SR and w.getnchannels() == 1 and w.getsampwidth() == 2, path
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0
+
+
+def write_wav(path: Path, samples: np.ndarray) -> None:
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(pcm.tobytes())
+
+
+def pink_noise(n: int, rms_db: float, rng: np.random.Generator) -> np.ndarray:
+    """1/f noise at an RMS level in dBFS (room tone, hiss, rumble)."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1.0))
+    noise = np.fft.irfft(spectrum, n)
+    return (noise / np.sqrt(np.mean(noise**2)) * 10 ** (rms_db / 20)).astype(np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(round(seconds * SR)), dtype=np.float32)
+
+
+class Track:
+    """Builds a recording piece by piece and remembers where each utterance is (seconds)."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.length = 0
+        self.speech: list[list[float]] = []
+
+    def pause(self, seconds: float) -> None:
+        self.add(silence(seconds))
+
+    def say(self, samples: np.ndarray) -> None:
+        self.speech.append([round(self.length / SR, 3), round((self.length + len(samples)) / SR, 3)])
+        self.add(samples)
+
+    def add(self, samples: np.ndarray) -> None:
+        self.parts.append(samples)
+        self.length += len(samples)
+
+    def audio(self, room_tone_db: float | None, rng: np.random.Generator) -> np.ndarray:
+        out = np.concatenate(self.parts)
+        if room_tone_db is not None:
+            out = out + pink_noise(len(out), room_tone_db, rng)
+        return out
+
+
+def monologue(work: Path, rng) -> tuple[np.ndarray, dict]:
+    track = Track()
+    track.pause(0.6)
+    for paragraph in texts.MONOLOGUE:
+        track.say(synth(paragraph, "en-us", 135, work))
+        track.pause(float(rng.uniform(0.7, 1.4)))
+    return track.audio(-62, rng), {"reference": " ".join(texts.MONOLOGUE), "speech": track.speech}
+
+
+LONG_GAPS = [5.0, 12.0, 30.0, 8.0, 20.0, 15.0]
+
+
+def long_silences(work: Path, rng) -> tuple[np.ndarray, dict]:
+    track = Track()
+    track.pause(3.0)
+    for i, sentence in enumerate(texts.UTTERANCES):
+        track.say(synth(sentence, "en-us", 155, work))
+        track.pause(LONG_GAPS[i] if i < len(LONG_GAPS) else 4.0)
+    return track.audio(-60, rng), {"reference": " ".join(texts.UTTERANCES), "speech": track.speech}
+
+
+def boundary_stress(work: Path, rng) -> tuple[np.ndarray, dict]:
+    """Back-to-back unpunctuated speech (two voices, no pause longer than a stop consonant)."""
+    track = Track()
+    track.pause(0.3)
+    for i, paragraph in enumerate(texts.BOUNDARY_STRESS):
+        track.say(synth(paragraph, "en-us" if i < 4 else "en-us+f3", 165, work))
+        track.pause(0.05)
+    return track.audio(-62, rng), {"reference": " ".join(texts.BOUNDARY_STRESS), "speech": track.speech}
+
+
+def silence_only(work: Path, rng) -> tuple[np.ndarray, dict]:
+    return pink_noise(40 * SR, -62, rng), {"reference": "", "speech": []}
+
+
+def noise_only(work: Path, rng) -> tuple[np.ndarray, dict]:
+    """Broadband noise whose loudness drifts slowly (wind, traffic, fans): not silence, not speech."""
+    n = 40 * SR
+    drift = 10 ** (np.interp(np.arange(n), np.linspace(0, n, 9), rng.uniform(-6, 6, 9)) / 20)
+    return (pink_noise(n, -28, rng) * drift).astype(np.float32), {"reference": "", "speech": []}
+
+
+def vietnamese(work: Path, rng) -> tuple[np.ndarray, dict]:
+    track = Track()
+    track.pause(0.5)
+    for sentence in texts.VIETNAMESE:
+        track.say(synth(sentence, "vi", 130, work))
+        track.pause(float(rng.uniform(0.6, 1.0)))
+    return track.audio(-62, rng), {"reference": " ".join(texts.VIETNAMESE), "speech": track.speech}
+
+
+GENERATED = {
+    "monologue_en": ("en", "5-minute monologue, paragraph pauses", monologue),
+    "long_silences_en": ("en", "utterances between 5-30 s of room tone", long_silences),
+    "boundary_stress_en": ("en", "continuous speech across every cut point", boundary_stress),
+    "silence_only": ("en", "40 s room tone, no speech", silence_only),
+    "noise_only": ("en", "40 s drifting pink noise, no speech", noise_only),
+    "vietnamese_vi": ("vi", "Vietnamese sentences", vietnamese),
+}
+
+
+def build(force: bool = False) -> Path:
+    """Generate the corpus (once per generator version) and return the manifest path."""
+    out = corpus_dir()
+    manifest = out / "manifest.json"
+    if manifest.is_file() and not force:
+        return manifest
+    _require_tools()
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    with tempfile.TemporaryDirectory(prefix="stt-corpus-") as tmp:
+        for seed, (name, (language, kind, make)) in enumerate(GENERATED.items()):
+            samples, info = make(Path(tmp), np.random.default_rng(seed))
+            path = out / f"{name}.wav"
+            write_wav(path, samples)
+            entries.append({"name": name, "path": str(path), "language": language, "kind": kind,
+                            "duration_s": round(len(samples) / SR, 3), **info})
+    jfk = SHARED / "jfk.wav"
+    if jfk.is_file():
+        entries.append({"name": "jfk", "path": str(jfk), "language": "en", "kind": "real speech (../shared)",
+                        "duration_s": 11.0, "reference": JFK_TEXT, "speech": [[0.3, 10.6]]})
+    partial = manifest.with_suffix(".part")
+    partial.write_text(json.dumps({"generator_version": GENERATOR_VERSION, "files": entries}, ensure_ascii=False, indent=1))
+    partial.replace(manifest)
+    return manifest
+
+
+def load(manifest: Path | None = None) -> list[dict]:
+    return json.loads((manifest or build()).read_text())["files"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="regenerate even if the cache has this version")
+    args = parser.parse_args(argv)
+    path = build(force=args.force)
+    for entry in load(path):
+        print(f"{entry['name']:22s} {entry['duration_s']:7.1f}s  {entry['kind']}")
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

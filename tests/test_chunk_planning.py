@@ -1,0 +1,172 @@
+"""Chunk planning: silence-based cuts within [min, max], fixed-with-overlap fallback, silence detection on real samples."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pydub import AudioSegment
+from pydub.generators import WhiteNoise
+
+from conftest import SHARED
+from stt import audio
+
+KNOBS = {"target_s": 30.0, "min_s": 10.0, "max_s": 30.0, "overlap_s": 6.0}
+
+
+def bounds(plans):
+    return [(p.start_s, p.end_s) for p in plans]
+
+
+def assert_covers(plans, duration):
+    """Chunks in order, from 0 to the end, each touching or overlapping the next: no audio is left out."""
+    assert plans[0].start_s == 0.0 and plans[-1].end_s == pytest.approx(duration, abs=1e-3)
+    assert [p.index for p in plans] == list(range(len(plans)))
+    for prev, nxt in zip(plans, plans[1:]):
+        assert nxt.start_s <= prev.end_s + 1e-9
+        assert prev.overlap_s == pytest.approx(prev.end_s - nxt.start_s, abs=1e-3)
+
+
+def test_audio_shorter_than_the_minimum_is_one_chunk():
+    plans = audio.plan_silence_chunks(4.2, [(1.0, 2.0)], **KNOBS)
+    assert bounds(plans) == [(0.0, 4.2)] and plans[0].cut == "end"
+
+
+def test_audio_up_to_the_target_is_not_cut():
+    assert len(audio.plan_silence_chunks(30.0, [(12.0, 13.0)], **KNOBS)) == 1
+
+
+def test_cuts_in_the_middle_of_silences_within_bounds():
+    """Long pauses are preferred to short ones a little closer to the target length."""
+    silences = [(8.0, 8.4), (24.0, 25.0), (27.5, 27.9), (51.0, 52.2), (70.0, 70.5)]
+    plans = audio.plan_silence_chunks(80.0, silences, **KNOBS)
+    assert_covers(plans, 80.0)
+    assert [p.cut for p in plans] == ["silence", "silence", "end"]
+    assert plans[0].end_s == 24.5  # the middle of a 1 s pause, rather than a 0.4 s one 3 s later
+    assert plans[1].end_s == 51.6
+    assert all(10.0 <= p.duration_s <= 30.0 for p in plans)
+    assert all(p.overlap_s == 0 for p in plans)
+
+
+def test_no_silence_at_all_falls_back_to_forced_cuts_with_overlap():
+    plans = audio.plan_silence_chunks(75.0, [], **KNOBS)
+    assert_covers(plans, 75.0)
+    assert [p.cut for p in plans] == ["forced", "forced", "end"]
+    assert all(p.duration_s <= 30.0 + 1e-9 for p in plans) and all(p.duration_s >= 10.0 for p in plans)
+    assert [p.overlap_s for p in plans] == [6.0, 6.0, 0.0]
+
+
+def test_a_stretch_without_silence_gets_forced_cuts_then_pauses_again():
+    silences = [(5.0, 6.0), (70.0, 71.0)]
+    plans = audio.plan_silence_chunks(100.0, silences, **KNOBS)
+    assert_covers(plans, 100.0)
+    assert [p.cut for p in plans] == ["forced", "forced", "silence", "end"]
+    assert plans[2].end_s == 70.5 and plans[2].overlap_s == 0.0
+    assert all(10.0 <= p.duration_s <= 30.0 + 1e-9 for p in plans)
+
+
+def test_silence_only_recording():
+    """All silence: one long silence; chunks are cut inside it and all flagged silent by the level check."""
+    plans = audio.plan_silence_chunks(95.0, [(0.0, 95.0)], **KNOBS)
+    assert_covers(plans, 95.0)
+    assert all(p.cut in ("silence", "end") for p in plans) and all(p.duration_s <= 30.0 for p in plans)
+    room_tone = WhiteNoise().to_audio_segment(duration=40_000, volume=-70).set_frame_rate(16000).set_channels(1).set_sample_width(2)
+    plan = audio.plan_chunks(room_tone, "silence", **KNOBS, min_silence_s=0.3, below_speech_db=35.0)
+    assert plan.chunks and all(c.silent for c in plan.chunks)
+
+
+def test_many_tiny_silences_are_not_usable():
+    """Gaps shorter than the minimum silence (stop consonants, breaths) never become cut points."""
+    levels = [-20.0] * 6000
+    for start in range(50, 6000, 37):  # a 120 ms dip every 370 ms
+        levels[start : start + 12] = [-70.0] * 12
+    silences = audio.detect_silences(levels, -40.0, 0.3)
+    assert silences == []
+    plans = audio.plan_silence_chunks(60.0, silences, **KNOBS, levels=levels)
+    assert {p.cut for p in plans[:-1]} == {"forced"}
+    # a forced cut lands on the quietest point near the target, i.e. inside one of the dips
+    for p in plans[:-1]:
+        cut = p.end_s - p.overlap_s / 2
+        assert levels[int(cut / audio.FRAME_S)] == -70.0 or levels[int(cut / audio.FRAME_S) - 1] == -70.0
+
+
+def test_tail_is_never_shorter_than_the_minimum():
+    plans = audio.plan_silence_chunks(41.0, [(29.0, 29.5), (36.0, 36.5)], **KNOBS)
+    assert_covers(plans, 41.0)
+    assert all(p.duration_s >= 10.0 for p in plans)
+
+
+def test_target_shorter_than_max_cuts_near_the_target():
+    """STT_CHUNK_SECONDS below the max: cut at the pause nearest the target (two copies of jfk → two chunks)."""
+    plans = audio.plan_silence_chunks(22.0, [(4.0, 4.4), (11.0, 11.32), (16.0, 16.4)], target_s=11.0, min_s=10.0, max_s=30.0, overlap_s=2.0)
+    assert bounds(plans) == [(0.0, 11.16), (11.16, 22.0)]
+
+
+@pytest.mark.parametrize(
+    "duration, chunk, overlap, expected",
+    [
+        (58.0, 30.0, 2.0, [(0.0, 30.0), (28.0, 58.0)]),
+        (11.0, 30.0, 6.0, [(0.0, 11.0)]),
+        (90.0, 30.0, 6.0, [(0.0, 27.0), (21.0, 48.0), (42.0, 69.0), (63.0, 90.0)]),
+    ],
+)
+def test_fixed_chunks_overlap_around_each_cut(duration, chunk, overlap, expected):
+    """Equal chunks of at most `chunk` seconds, the overlap included; neighbours share `overlap` seconds."""
+    plans = audio.plan_fixed_chunks(duration, chunk, overlap)
+    assert bounds(plans) == expected
+    assert_covers(plans, duration)
+    assert [p.cut for p in plans] == ["fixed"] * (len(plans) - 1) + ["end"]
+
+
+def test_silences_found_on_real_speech_are_real_pauses():
+    """jfk.wav: the pauses found lie between the phrases, and a cut there never splits a word."""
+    decoded = audio.load(SHARED / "jfk.wav")
+    levels = audio.frame_levels(decoded)
+    assert len(levels) == math.ceil(len(decoded.raw_data) / 2 / 160)
+    silences = audio.detect_silences(levels, audio.silence_threshold(levels, 35.0), 0.3)
+    # "...Americans | ask not what your country can do for you | ask what you can do..."
+    assert any(s <= 2.6 and e >= 3.0 for s, e in silences)
+    assert any(s <= 7.7 and e >= 8.0 for s, e in silences)
+    assert not any(s < 1.8 < e for s, e in silences)  # inside "fellow Americans"
+
+
+def test_plan_and_cut_a_recording_with_a_long_pause(tmp_path):
+    jfk = AudioSegment.from_wav(SHARED / "jfk.wav")
+    recording = jfk + AudioSegment.silent(duration=20_000, frame_rate=16000) + jfk + jfk
+    plan = audio.plan_chunks(recording, "silence", **KNOBS, min_silence_s=0.3, below_speech_db=35.0)
+    assert_covers(plan.chunks, recording.duration_seconds)
+    assert plan.chunks[0].cut == "silence" and 11.0 < plan.chunks[0].end_s < 31.0
+    assert any(s <= 12.0 and e >= 30.0 for s, e in plan.silences)  # the pause is known to the merge
+    files = audio.cut_chunks(recording, plan.chunks, tmp_path)
+    assert [round(AudioSegment.from_wav(f).duration_seconds, 2) for f in files] == [round(c.duration_s, 2) for c in plan.chunks]
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="unknown chunking"):
+        audio.plan_chunks(AudioSegment.silent(1000, frame_rate=16000), "words", **KNOBS, min_silence_s=0.3, below_speech_db=35.0)
+
+
+def test_long_silences_are_shortened_inside_chunks():
+    """Silences longer than 2 × keep lose their middle: chunks hold speech with pauses of at most 2 × keep."""
+    spans = audio.kept_spans(100.0, [(0.0, 5.0), (10.0, 11.5), (20.0, 60.0), (90.0, 100.0)], keep_s=1.0)
+    assert spans == [(4.0, 21.0), (59.0, 91.0)]
+    timeline = audio.Timeline(spans)
+    assert timeline.length == 49.0 and timeline.to_virtual(30.0) == 17.0 and timeline.to_virtual(59.5) == 17.5
+    assert timeline.pieces(10.0, 30.0) == ((14.0, 21.0), (59.0, 72.0))
+    assert audio.kept_spans(40.0, [(0.0, 40.0)], keep_s=1.0) == [(0.0, 2.0)]  # all silence: a token chunk
+    assert audio.kept_spans(40.0, [(5.0, 30.0)], keep_s=0.0) == [(0.0, 40.0)]  # 0 disables it
+
+
+def test_vad_planning_cuts_between_speech_spans_and_keeps_their_times():
+    """`vad` chunking with the speech spans whisper.cpp's Silero VAD reports (here given directly)."""
+    recording = AudioSegment.from_wav(SHARED / "jfk.wav") * 6  # 66 s
+    speech = [(0.3, 10.6), (11.3, 21.6), (22.3, 32.6), (33.3, 43.6), (44.3, 54.6), (55.3, 65.6)]
+    plan = audio.plan_chunks(recording, "vad", **KNOBS, min_silence_s=0.3, below_speech_db=35.0, keep_silence_s=1.0, vad=lambda: speech)
+    assert plan.method == "vad" and plan.silences[0] == (0.0, 0.3) and (10.6, 11.3) in plan.silences
+    assert_covers(plan.chunks, 66.0)
+    assert {c.cut for c in plan.chunks[:-1]} == {"vad"}
+    for c in plan.chunks[:-1]:  # every cut between two speech spans
+        assert any(e <= c.end_s <= s2 for (_, e), (s2, _) in zip(speech, speech[1:]))
+    assert not any(c.silent for c in plan.chunks)
+    nothing = audio.plan_chunks(recording, "vad", **KNOBS, min_silence_s=0.3, below_speech_db=35.0, keep_silence_s=1.0, vad=lambda: [])
+    assert [c.silent for c in nothing.chunks] == [True]  # no speech at all: whisper is not even run
