@@ -9,11 +9,9 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
 
-from stt.airflow_glue import default_args
-from stt.ingest import TRANSCRIBE_DAG_ID
+from stt.airflow_glue import default_args, start_transcriptions
 
 
 SCHEDULE = os.environ.get("STT_INGEST_SCHEDULE", "*/2 * * * *")
@@ -41,14 +39,7 @@ def stt_ingest():
         run_id = get_current_context()["dag_run"].run_id
         return scan_and_claim(settings=settings, store=JobStore.from_airflow(settings), claimed_by=f"stt_ingest/{run_id}")
 
-    TriggerDagRunOperator.partial(
-        task_id="start_transcriptions",
-        trigger_dag_id=TRANSCRIBE_DAG_ID,
-        logical_date=None,
-        skip_when_already_exists=True,
-        wait_for_completion=False,
-        map_index_template="{{ task.trigger_run_id }}",
-    ).expand_kwargs(claim_new_objects())
+    start_transcriptions(claim_new_objects())
 
 
 stt_ingest()

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, AssetWatcher, dag, task
 
-from stt.airflow_glue import default_args
+from stt.airflow_glue import default_args, start_transcriptions
 from stt.config import Settings
-from stt.ingest import TRANSCRIBE_DAG_ID
 
 QUEUE_URL = os.environ.get("STT_EVENTS_SQS_QUEUE")
 
@@ -44,12 +42,6 @@ if QUEUE_URL:
             events = context["triggering_asset_events"][uploads]
             return claim_from_asset_events(events, settings=settings, store=JobStore.from_airflow(settings), claimed_by=f"stt_ingest_events/{context['dag_run'].run_id}")
 
-        TriggerDagRunOperator.partial(
-            task_id="start_transcriptions",
-            trigger_dag_id=TRANSCRIBE_DAG_ID,
-            logical_date=None,
-            skip_when_already_exists=True,
-            wait_for_completion=False,
-        ).expand_kwargs(claim_notified_objects())
+        start_transcriptions(claim_notified_objects())
 
     stt_ingest_events()

@@ -37,3 +37,16 @@ def test_dag_parse_does_not_import_the_pipeline():
     )
     out = subprocess.run([sys.executable, "-c", code, str(REPO / "dags" / "stt_transcribe.py")], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout
+
+
+def test_ingest_dags(monkeypatch):
+    """stt_ingest always; stt_ingest_events only when an SQS queue is configured."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.delenv("STT_EVENTS_SQS_QUEUE", raising=False)
+    assert {"stt_ingest"} <= set(DagBag(dag_folder=str(REPO / "dags")).dag_ids)
+    assert "stt_ingest_events" not in DagBag(dag_folder=str(REPO / "dags")).dag_ids
+    monkeypatch.setenv("STT_EVENTS_SQS_QUEUE", "http://127.0.0.1:9/000000000000/stt-uploads")
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    assert [t.task_id for t in bag.dags["stt_ingest_events"].topological_sort()] == ["claim_notified_objects", "start_transcriptions"]
