@@ -37,6 +37,7 @@ def test_overlap_keeps_one_copy_of_the_shared_words():
     ])
     assert merged_words(merged) == SENTENCE
     assert merged["text"] == " ".join(SENTENCE)
+    assert len(merged["segments"]) == 1  # the sentence cut by the join is one segment again
     join = merged["chunks"][1]["join"]
     assert join["join"] == "aligned" and 3.2 <= join["at"] <= 5.2
     starts = [w["start"] for s in merged["segments"] for w in s["words"]]

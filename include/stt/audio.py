@@ -190,16 +190,21 @@ def silence_threshold(levels, below_speech_db: float) -> float:
     return float(max(speech - below_speech_db, floor + 6.0))
 
 
+BLIP_DB = 10.0  # a stretch above the threshold peaking less than this over it is room tone, not speech...
+BLIP_S = 1.0  # ...when it lasts under this
+
+
 def detect_silences(levels, threshold_db: float, min_silence_s: float, bridge_s: float = 0.05) -> list[tuple[float, float]]:
-    """Runs of frames under the threshold lasting at least `min_silence_s`, as (start_s, end_s). Blips
-    above it shorter than `bridge_s` (a click, a louder moment of room tone) do not break a silence."""
+    """Runs of frames under the threshold lasting at least `min_silence_s`, as (start_s, end_s). What rises
+    above it only briefly does not break a silence: a click (under `bridge_s`), or a swell of room tone
+    or hum (under BLIP_S and never BLIP_DB over the threshold; speech peaks far higher)."""
     import numpy as np
 
-    quiet = np.asarray(levels) < threshold_db
-    loud_runs = _runs(~quiet)
-    bridge = int(round(bridge_s / FRAME_S))
-    for s, e in loud_runs:
-        if e - s < bridge and s > 0 and e < len(quiet):
+    levels = np.asarray(levels)
+    quiet = levels < threshold_db
+    bridge, blip = int(round(bridge_s / FRAME_S)), int(round(BLIP_S / FRAME_S))
+    for s, e in _runs(~quiet):
+        if s > 0 and e < len(quiet) and (e - s < bridge or (e - s < blip and levels[s:e].max() < threshold_db + BLIP_DB)):
             quiet[s:e] = True
     min_frames = max(1, int(round(min_silence_s / FRAME_S)))
     return [(round(s * FRAME_S, 3), round(e * FRAME_S, 3)) for s, e in _runs(quiet) if e - s >= min_frames]

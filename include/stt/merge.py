@@ -18,7 +18,8 @@ REPEAT_LIMIT = 3  # an n-gram said more than this many times in a row is a decod
 MAX_NGRAM = 12
 ALIGN_MARGIN_S = 1.0  # overlap words are searched this far beyond the shared span
 ALIGN_TIME_S = 1.5  # two copies of one word are at most this far apart in time
-MIN_SPEECH_S = 0.1  # a word with less than this outside silence lies in silence
+MIN_SPEECH_S = 0.1  # a word with less than this outside silence lies in silence...
+WORD_SLACK_S = 0.2  # ...its times widened by this much (DTW word times are approximate)
 SNAP_S = 1.5  # a segment edge this close to a speech onset/offset (with nothing between) is moved onto it
 
 # [BLANK_AUDIO], (music), [Applause], *laughs*, ♪ ... ♪: whisper's non-speech annotations, not words.
@@ -139,15 +140,24 @@ def splice(left: list[dict], right: list[dict], shared: tuple[float, float]) -> 
         drop_right = {(si, wi) for si, wi, w in rw if _mid(w) < centre}
         how = {"join": "midpoint", "at": round(centre, 3)}
 
-    def keep(segs: list[dict], dropped: set) -> list[dict]:
-        out = []
+    def keep(segs: list[dict], dropped: set) -> tuple[list[dict], set[int]]:
+        out, cut = [], set()
         for si, seg in enumerate(segs):
             rebuilt = _rebuild(seg, [w for wi, w in enumerate(seg["words"]) if (si, wi) not in dropped])
             if rebuilt is not None:
+                if rebuilt is not seg:
+                    cut.add(len(out))
                 out.append(rebuilt)
-        return out
+        return out, cut
 
-    return keep(left, drop_left), keep(right, drop_right), how
+    kept_left, cut_left = keep(left, drop_left)
+    kept_right, cut_right = keep(right, drop_right)
+    if kept_left and kept_right and len(kept_left) - 1 in cut_left and 0 in cut_right:
+        # the join fell inside a sentence both chunks heard: its two halves make one segment again
+        a, b = kept_left.pop(), kept_right.pop(0)
+        kept_right.insert(0, {**a, "words": a["words"] + b["words"], "text": f"{a['text']} {b['text']}",
+                              "end": b["end"], "timed": a["timed"] and b["timed"]})
+    return kept_left, kept_right, how
 
 
 def collapse_repetitions(segments: list[dict], limit: int = REPEAT_LIMIT) -> tuple[list[dict], int]:
@@ -201,11 +211,9 @@ class Silences:
         return end - start - covered
 
     def holds(self, item: dict) -> bool:
-        """Whether a word (or untimed segment) lies in silence: under MIN_SPEECH_S of it is outside one
-        (a word with no length: its time is inside one)."""
-        if item["end"] - item["start"] < 0.02:
-            return self.at((item["start"] + item["end"]) / 2) is not None
-        return self.speech(item["start"], item["end"]) < MIN_SPEECH_S
+        """Whether a word (or untimed segment) lies in silence: widened by WORD_SLACK_S on both sides (word
+        times are approximate), under MIN_SPEECH_S of it is outside every silence."""
+        return self.speech(item["start"] - WORD_SLACK_S, item["end"] + WORD_SLACK_S) < MIN_SPEECH_S
 
     def last_before(self, t: float) -> tuple[float, float] | None:
         """The last silence that begins at or before t."""
