@@ -153,7 +153,11 @@ class AirflowStandalone:
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
-        self.wait_healthy(timeout_s)
+        try:
+            self.wait_healthy(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def wait_healthy(self, timeout_s: float) -> None:

@@ -65,14 +65,16 @@ def airflow(tmp_path_factory, mongo_server, s3_server, whisper_ready):
         "AIRFLOW__CORE__PARALLELISM": "6",
     })
     stack = AirflowStandalone(home, env).start()
-    client = stack.client()
-    client.set_pool("whisper", 2, "whisper-cli processes at once")
-    for dag_id in ("stt_transcribe", "stt_ingest", "stt_ingest_events"):
-        client.wait_for_dag(dag_id)
-        client.unpause(dag_id)
-    yield stack, client
-    client.close()
-    stack.stop()
+    try:  # stop the stack even when the set-up below fails
+        client = stack.client()
+        client.set_pool("whisper", 2, "whisper-cli processes at once")
+        for dag_id in ("stt_transcribe", "stt_ingest", "stt_ingest_events"):
+            client.wait_for_dag(dag_id)
+            client.unpause(dag_id)
+        yield stack, client
+        client.close()
+    finally:
+        stack.stop()
 
 
 def ingest_jobs(jobs, prefix=INBOX):
