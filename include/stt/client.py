@@ -19,8 +19,13 @@ class AirflowClient:
         response.raise_for_status()
         self._http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 
-    def _call(self, method: str, path: str, **kwargs) -> dict:
-        response = self._http.request(method, f"/api/v2{path}", **kwargs)
+    def _call(self, method: str, path: str, retries: int = 4, **kwargs) -> dict:
+        """One API call; a server-side error (HTTP 5xx, e.g. SQLite busy under load) is tried again with backoff."""
+        for attempt in range(retries + 1):
+            response = self._http.request(method, f"/api/v2{path}", **kwargs)
+            if response.status_code < 500 or attempt == retries:
+                break
+            time.sleep(1.0 * 2**attempt)
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {path} → HTTP {response.status_code}: {response.text}")
         return response.json() if response.content else {}
@@ -46,7 +51,13 @@ class AirflowClient:
         body = {"logical_date": None, "conf": conf}
         if run_id:
             body["dag_run_id"] = run_id
-        return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        try:
+            return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        except RuntimeError as exc:
+            # With a run id the trigger is idempotent: a retried POST whose first attempt went through finds the run.
+            if run_id and "HTTP 409" in str(exc):
+                return self.run(dag_id, run_id)
+            raise
 
     def set_pool(self, name: str, slots: int, description: str = "") -> dict:
         """Create or resize a pool."""
