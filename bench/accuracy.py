@@ -215,12 +215,13 @@ def join_errors(scored: dict, windows: list[tuple[float, float]], control: dict 
 
 
 def speech_onsets(segments: list[dict], speech: list[list[float]]) -> list[float]:
-    """For each true utterance, |first segment start inside it (±1 s) − where it really starts|."""
+    """For each true utterance, |start of the segment overlapping it most − where it really starts|."""
     errors = []
     for start, end in speech:
-        starts = [s["start"] for s in segments if start - 1.0 <= s["start"] < end]
-        if starts:
-            errors.append(round(abs(min(starts) - start), 3))
+        overlaps = [(min(end, s["end"]) - max(start, s["start"]), s["start"]) for s in segments]
+        best = max(overlaps, default=(0.0, 0.0))
+        if best[0] > 0:
+            errors.append(round(abs(best[1] - start), 3))
     return errors
 
 
@@ -236,6 +237,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
         "whole_file_cer": whole_scored["cer"],
         "whole_file_silence_words": silence_words(whole_scored["timed"], entry["speech"]),
         "whole_file_seconds": round(whole_s, 1),
+        "whole_file_onset_errors_s": speech_onsets(whole["segments"], entry["speech"]) if entry.get("kind", "").startswith("utterances") else [],
         "whole_file_text": " ".join(s["text"] for s in whole["segments"]),
         "by_chunking": {},
     }

@@ -98,8 +98,10 @@ def test_tail_is_never_shorter_than_the_minimum():
 
 def test_target_shorter_than_max_cuts_near_the_target():
     """STT_CHUNK_SECONDS below the max: cut at the pause nearest the target (two copies of jfk → two chunks)."""
-    plans = audio.plan_silence_chunks(22.0, [(4.0, 4.4), (11.0, 11.32), (16.0, 16.4)], target_s=11.0, min_s=10.0, max_s=30.0, overlap_s=2.0)
-    assert bounds(plans) == [(0.0, 11.16), (11.16, 22.0)]
+    silences = [(4.0, 4.4), (11.0, 11.32), (16.0, 16.4)]
+    for min_s in (5.0, 15.0):  # a minimum above half the target gives way to the target
+        plans = audio.plan_silence_chunks(22.0, silences, target_s=11.0, min_s=min_s, max_s=30.0, overlap_s=2.0)
+        assert bounds(plans) == [(0.0, 11.16), (11.16, 22.0)]
 
 
 @pytest.mark.parametrize(

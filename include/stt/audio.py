@@ -8,8 +8,12 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stt.errors import InvalidAudio, TransientError
+
+if TYPE_CHECKING:  # numpy and pydub are imported where used: DAG parsing imports this module
+    import numpy as np
 
 SAMPLE_RATE = 16000
 
@@ -165,7 +169,7 @@ def load(wav: Path):
     return audio
 
 
-def frame_levels(audio) -> "np.ndarray":
+def frame_levels(audio) -> np.ndarray:
     """RMS level in dBFS of every 10 ms frame (a numpy pass over the samples: ~12x faster than
     pydub.silence.detect_silence, which re-measures a sliding window at every step)."""
     import numpy as np
@@ -248,8 +252,8 @@ def plan_silence_chunks(
     levels=None,
     cut_kind: str = "silence",
 ) -> list[ChunkPlan]:
-    """Cut [0, duration) inside silences so that every chunk lasts between `min_s` and `max_s` (close to
-    `target_s`), in the middle of the silence, longer silences preferred; where no silence fits, cut at
+    """Cut [0, duration) inside silences so that every chunk lasts between `min_s` (at most half of
+    `target_s`) and `max_s`, close to `target_s`, in the middle of the silence, longer silences preferred; where no silence fits, cut at
     the quietest 10 ms near the target (`forced`) and let the two chunks share `overlap_s` around it.
     Audio shorter than the minimum is one chunk. Work is in whole milliseconds so that bounds never drift.
     """
@@ -257,8 +261,8 @@ def plan_silence_chunks(
     if D <= 0:
         return []
     max_ms = max(1, int(round(max_s * 1000)))
-    min_ms = min(int(round(min_s * 1000)), max_ms // 2)
-    target_ms = min(max(int(round(target_s * 1000)), min_ms), max_ms)
+    target_ms = max(1, min(int(round(target_s * 1000)), max_ms))
+    min_ms = min(int(round(min_s * 1000)), target_ms // 2)  # a minimum never stands in the way of the target
     half = min(int(round(overlap_s * 1000)), min_ms) // 2
     spans = [(int(round(s * 1000)), int(round(e * 1000))) for s, e in silences]
     pad_ms = int(SILENCE_PAD_S * 1000)

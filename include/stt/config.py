@@ -42,7 +42,7 @@ class Settings:
     work_prefix: str = "work"
     chunk_seconds: float = 30.0
     chunking: str = "silence"
-    chunk_min_s: float = 10.0
+    chunk_min_s: float = 15.0
     chunk_max_s: float = 30.0
     chunk_overlap_s: float = 6.0
     silence_min_s: float = 0.3

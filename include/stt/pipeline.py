@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import wave
 from contextlib import contextmanager
 from pathlib import Path
 
