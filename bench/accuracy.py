@@ -80,7 +80,7 @@ class NullStore:
 
 
 def run_pipeline(path: Path, *, language: str, model: str, method: str, root: Path) -> tuple[dict, float]:
-    """The DAG's chunk → transcribe (each chunk) → merge, on a copy of `path` in a file:// storage root."""
+    """The DAG's chunk → transcribe (each batch of chunks) → merge, on a copy of `path` in a file:// storage root."""
     from stt import pipeline
     from stt.config import Settings
 
@@ -93,11 +93,11 @@ def run_pipeline(path: Path, *, language: str, model: str, method: str, root: Pa
            "formats": [], "duration_s": 0.0, "size_bytes": source.stat().st_size, "chunking": method}
     store = NullStore()
     started = time.monotonic()
-    refs = pipeline.chunk(job, settings=settings, store=store)
-    job["duration_s"] = max(r["end_s"] for r in refs)
-    # chunks in parallel, as the DAG's mapped tasks run: as many at once as the cores allow
-    with ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) // settings.whisper_threads)) as pool:
-        results = list(pool.map(lambda ref: pipeline.transcribe(job, ref, settings=settings, store=store), refs))
+    planned = pipeline.chunk(job, settings=settings, store=store)
+    job["duration_s"] = max(ref["end_s"] for batch in planned for ref in batch["chunks"])
+    # batches in parallel, as the DAG's mapped tasks run: as many at once as the cores allow
+    with ThreadPoolExecutor(max_workers=settings.lanes()) as pool:
+        results = list(pool.map(lambda batch: pipeline.transcribe(job, batch, settings=settings, store=store), planned))
     merged = pipeline.merge(job, results, settings=settings, store=store)
     seconds = time.monotonic() - started
     transcript = json.loads(Path(merged["transcript_uri"].removeprefix("file://")).read_text())

@@ -1,4 +1,4 @@
-"""stt_transcribe: one recording → validate → chunk → transcribe (mapped per chunk) → merge → publish.
+"""stt_transcribe: one recording → validate → chunk → transcribe (mapped per batch of chunks) → merge → publish.
 
 Thin on purpose: the steps live in include/stt/pipeline.py.
 """
@@ -41,22 +41,23 @@ def stt_transcribe():
         return run_step(pipeline.chunk, job)
 
     @task(
-        map_index_template="{{ chunk_label }}",
+        map_index_template="{{ batch_label }}",
         pool=SETTINGS.whisper_pool,
-        execution_timeout=timedelta(seconds=SETTINGS.whisper_timeout(2 * SETTINGS.chunk_seconds) + 120),
+        execution_timeout=timedelta(seconds=SETTINGS.whisper_timeout(SETTINGS.batch_max_s + 2 * SETTINGS.chunk_max_s) + 120),
     )
-    def transcribe(job: dict, chunk_ref: dict) -> dict:
+    def transcribe(job: dict, batch: dict) -> dict:
         from stt import pipeline
 
         context = get_current_context()
-        context["chunk_label"] = f"chunk {chunk_ref['index']} @ {chunk_ref['start_s']:.0f}s"
-        return run_step(pipeline.transcribe, job, chunk_ref, attempt=context["ti"].try_number, worker=worker_id())
+        chunks = batch["chunks"]
+        context["batch_label"] = f"batch {batch['batch']}: chunks {chunks[0]['index']}-{chunks[-1]['index']} @ {chunks[0]['start_s']:.0f}-{chunks[-1]['end_s']:.0f}s"
+        return run_step(pipeline.transcribe, job, batch, attempt=context["ti"].try_number, worker=worker_id())
 
     @task
-    def merge(job: dict, results: list[dict]) -> dict:
+    def merge(job: dict, batch_results: list[dict]) -> dict:
         from stt import pipeline
 
-        return run_step(pipeline.merge, job, list(results))
+        return run_step(pipeline.merge, job, list(batch_results))
 
     @task
     def publish(job: dict, merged: dict) -> dict:
@@ -65,8 +66,8 @@ def stt_transcribe():
         return run_step(pipeline.publish, job, merged)
 
     job = validate()
-    chunks = chunk(job)
-    results = transcribe.partial(job=job).expand(chunk_ref=chunks)
+    batches = chunk(job)
+    results = transcribe.partial(job=job).expand(batch=batches)
     publish(job, merge(job, results))
 
 

@@ -66,24 +66,33 @@ def assert_jfk_times(tmp_path, times, jobs, job_id):
     return doc
 
 
-def test_whisper_killed_mid_chunk_is_retried_and_completes(run_transcribe, jobs, jfk_three_times, tmp_path):
+def test_whisper_killed_mid_batch_is_retried_and_keeps_finished_chunks(run_transcribe, jobs, jfk_three_times, tmp_path, monkeypatch):
+    """Three or more chunks in one batch (one whisper-cli process); whisper is killed once the first chunk is stored:
+    the retry transcribes only the other two."""
+    for name, value in {"STT_CHUNK_SECONDS": "11", "STT_CHUNK_MIN_S": "6", "STT_CHUNK_MAX_S": "12"}.items():
+        monkeypatch.setenv(name, value)
     killed = []
 
-    def whisper_running():
+    def first_chunk_stored():
+        doc = jobs.find_one({"_id": "fault-kill"}, {"chunks": 1}) or {}
+        return (doc.get("chunks") or {}).get("0", {}).get("status") == "COMPLETED"
+
+    def kill_whisper():
         for proc in psutil.process_iter(["name", "cmdline"]):
             if proc.info["name"] == "whisper-cli" and "fault-kill" in " ".join(proc.info["cmdline"] or []):
                 proc.send_signal(signal.SIGKILL)
                 killed.append(proc.pid)
-                return True
-        return False
 
-    saboteur = Saboteur(whisper_running, lambda: None)
+    saboteur = Saboteur(first_chunk_stored, kill_whisper)
     saboteur.start()
     dag_run = run_transcribe(source=f"file://{jfk_three_times}", language="en", model="base", job_id="fault-kill")
 
     assert saboteur.done.is_set() and killed, saboteur.error
     assert dag_run.state == "success"
     doc = assert_jfk_times(tmp_path, 3, jobs, "fault-kill")
+    assert doc["chunks_total"] >= 3 and len(doc["batches"]) == 1
+    attempts = [doc["chunks"][str(i)]["attempts"] for i in range(doc["chunks_total"])]
+    assert attempts[0] == 1 and set(attempts[1:]) == {2}, f"the retry must keep the chunk already done: {attempts}"
     assert doc["retry_count"] >= 1
     retry = next(iter(doc["retries"].values()))
     assert retry["code"] == "WHISPER_FAILED" and "signal 9" in retry["message"]

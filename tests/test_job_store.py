@@ -17,7 +17,7 @@ def store(jobs):
 
 def test_progress_counts_each_chunk_once(store, jobs):
     store.start("j1", source="s3://b/k.wav", language="en", model="tiny.en", dag_id="d", run_id="r")
-    store.set_chunks("j1", [{"index": i, "start_s": i * 30.0, "end_s": (i + 1) * 30.0} for i in range(40)])
+    store.set_chunks("j1", [{"index": i, "start_s": i * 30.0, "end_s": (i + 1) * 30.0} for i in range(40)], batches=[list(range(20)), list(range(20, 40))])
     results = [store.chunk_completed("j1", i, seconds=1.0, language="en", segments=2) for i in (0, 1, 1, 0)]
     assert results == [True, True, False, False]
 

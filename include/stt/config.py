@@ -51,6 +51,9 @@ class Settings:
     vad_model: str = "silero-v6.2.0"
     whisper_threads: int = 1
     whisper_pool: str = "default_pool"
+    transcribe_lanes: int = 0  # whisper tasks one job may run at once; 0: this machine's cores / whisper_threads
+    batch_max_s: float = 600.0
+    batch_min_s: float = 60.0
     max_active_jobs: int = 16
     whisper_timeout_factor: float = 10.0
     whisper_timeout_min_s: float = 120.0
@@ -88,6 +91,9 @@ class Settings:
             vad_model=env.get("STT_VAD_MODEL") or d.vad_model,
             whisper_threads=_int("STT_WHISPER_THREADS", d.whisper_threads),
             whisper_pool=env.get("STT_WHISPER_POOL") or d.whisper_pool,
+            transcribe_lanes=_int("STT_TRANSCRIBE_LANES", d.transcribe_lanes),
+            batch_max_s=_float("STT_BATCH_MAX_S", d.batch_max_s),
+            batch_min_s=_float("STT_BATCH_MIN_S", d.batch_min_s),
             max_active_jobs=_int("STT_MAX_ACTIVE_JOBS", d.max_active_jobs),
             whisper_timeout_factor=_float("STT_WHISPER_TIMEOUT_FACTOR", d.whisper_timeout_factor),
             whisper_timeout_min_s=_float("STT_WHISPER_TIMEOUT_MIN_S", d.whisper_timeout_min_s),
@@ -107,6 +113,10 @@ class Settings:
             return []
         names = (p.name[len("ggml-") : -len(".bin")] for p in self.models_dir.glob("ggml-*.bin"))
         return sorted(n for n in names if not n.startswith("silero"))
+
+    def lanes(self) -> int:
+        """How many whisper tasks of one job should run side by side (batches.plan_batches)."""
+        return self.transcribe_lanes or max(1, (os.cpu_count() or 1) // max(1, self.whisper_threads))
 
     def whisper_timeout(self, chunk_seconds: float) -> float:
         """Wall-clock limit for one whisper-cli run on a chunk of this length."""

@@ -123,13 +123,28 @@ class JobStore:
     def record_audio(self, job_id: str, *, size_bytes: int, audio: dict) -> None:
         self._update(job_id, {"$set": {"size_bytes": size_bytes, "audio": audio, "duration_s": audio["duration_s"]}}, event="validated")
 
-    def set_chunks(self, job_id: str, plans: list[dict]) -> None:
-        """Record the chunk plan; progress starts at zero (the chunk step runs before any transcription)."""
-        chunks = {str(p["index"]): {"status": PENDING, "start_s": p["start_s"], "end_s": p["end_s"], "attempts": 0} for p in plans}
-        self._update(job_id, {"$set": {"chunks_total": len(plans), "chunks_completed": 0, "chunks": chunks}}, event=f"chunked into {len(plans)}")
+    def set_chunks(self, job_id: str, plans: list[dict], *, batches: list[list[int]]) -> None:
+        """Record the chunk plan and how chunks are batched for whisper; progress starts at zero."""
+        batch_of = {index: number for number, indexes in enumerate(batches) for index in indexes}
+        chunks = {str(p["index"]): {"status": PENDING, "start_s": p["start_s"], "end_s": p["end_s"], "batch": batch_of.get(p["index"]), "attempts": 0}
+                  for p in plans}
+        self._update(job_id, {"$set": {"chunks_total": len(plans), "chunks_completed": 0, "chunks": chunks,
+                                       "batches": {str(n): {"chunks": indexes} for n, indexes in enumerate(batches)}}},
+                     event=f"chunked into {len(plans)}, {len(batches)} batch(es)")
 
-    def chunk_started(self, job_id: str, index: int, *, attempt: int, worker: str) -> None:
-        self._update(job_id, {"$set": {f"chunks.{index}.status": PROCESSING, f"chunks.{index}.attempts": attempt, f"chunks.{index}.worker": worker, f"chunks.{index}.started_at": now()}})
+    def chunks_started(self, job_id: str, indexes: list[int], *, attempt: int, worker: str) -> None:
+        at = now()
+        fields = {}
+        for index in indexes:
+            fields.update({f"chunks.{index}.status": PROCESSING, f"chunks.{index}.attempts": attempt, f"chunks.{index}.worker": worker, f"chunks.{index}.started_at": at})
+        self._update(job_id, {"$set": fields})
+
+    def batch_finished(self, job_id: str, number: int, *, whisper_s: float, speech_s: float, chunks: int, whisper_rss_mb: float,
+                       task_rss_mb: float, worker: str, attempt: int) -> None:
+        """What one whisper-cli process of a batch cost (the last try's figures)."""
+        self._update(job_id, {"$set": {f"batches.{number}.{k}": v for k, v in {
+            "whisper_s": round(whisper_s, 3), "speech_s": round(speech_s, 3), "chunks_transcribed": chunks, "whisper_rss_mb": whisper_rss_mb,
+            "task_rss_mb": task_rss_mb, "worker": worker, "attempt": attempt, "finished_at": now()}.items()}})
 
     def chunk_completed(self, job_id: str, index: int, *, seconds: float, language: str, segments: int) -> bool:
         """Mark a chunk done and count it once: a second call for the same chunk changes nothing."""

@@ -1,6 +1,6 @@
 """Logging: loguru for our code, routed into stdlib logging so Airflow's task logs capture it.
 
-Every record carries the job id and chunk index when bound (`logger.bind(job_id=..., chunk=...)`),
+Every record carries the job id, batch and chunk index when bound (`logger.bind(job_id=..., batch=..., chunk=...)`),
 and credentials in URLs are masked before anything is written.
 """
 
@@ -29,7 +29,7 @@ def mask_secrets(text: str) -> str:
 
 
 def _context(extra: dict) -> str:
-    parts = [f"{k}={extra[k]}" for k in ("job_id", "chunk") if extra.get(k) is not None]
+    parts = [f"{k}={extra[k]}" for k in ("job_id", "batch", "chunk") if extra.get(k) is not None]
     return f"[{' '.join(parts)}] " if parts else ""
 
 

@@ -7,12 +7,13 @@ results travel through storage under the job's work folder.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from stt import audio, storage, whisper
+from stt import audio, batches, storage, whisper
 from stt.config import LANGUAGES, REFUSED_EXTENSIONS, Settings
 from stt.errors import InvalidAudio, InvalidParameter, InvalidSource, SourceNotFound
 from stt.formats import FORMATS, render
@@ -22,15 +23,15 @@ from stt.merge import merge_chunks
 
 
 @contextmanager
-def timed_step(store: JobStore, job_id: str, step: str, chunk: int | None = None):
+def timed_step(store: JobStore, job_id: str, step: str, batch: int | None = None):
     """Log a step's start and end with its duration, and record the duration on the job."""
-    log = logger.bind(job_id=job_id, chunk=chunk)
+    log = logger.bind(job_id=job_id, batch=batch)
     log.info("{} started", step)
     started = time.monotonic()
     yield log
     seconds = time.monotonic() - started
     log.info("{} finished in {:.2f}s", step, seconds)
-    store.add_timing(job_id, step if chunk is None else f"{step}.{chunk}", seconds)
+    store.add_timing(job_id, step if batch is None else f"{step}.batch{batch}", seconds)
 
 
 def scratch_dir(settings: Settings, job_id: str) -> Path:
@@ -136,56 +137,87 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
         refs = []
         for planned, path in zip(plan.chunks, files):
             uri = storage.upload(path, location.work_uri(settings, job_id, "chunks", path.name), settings)
-            refs.append({**planned.as_dict(), "uri": uri})
+            refs.append({**planned.as_dict(), "duration_s": planned.duration_s, "uri": uri})
         storage.write_text(location.work_uri(settings, job_id, "plan.json"), json.dumps(plan.as_dict()), settings)
-        store.set_chunks(job_id, [p.as_dict() for p in plan.chunks])
+        grouped = batches.plan_batches(refs, lanes=settings.lanes(), max_s=settings.batch_max_s, min_s=settings.batch_min_s)
+        store.set_chunks(job_id, [p.as_dict() for p in plan.chunks], batches=[[c["index"] for c in b] for b in grouped])
         cuts = ", ".join(f"{c.end_s:.2f}s {c.cut}" for c in plan.chunks[:-1]) or "none"
-        log.info("{:.2f}s of audio, {} chunking: {} silence(s), {} chunk(s) (cuts: {}), {} silent", plan.duration_s, method,
-                 len(plan.silences), len(plan.chunks), cuts, sum(c.silent for c in plan.chunks))
-    return refs
+        log.info("{:.2f}s of audio, {} chunking: {} silence(s), {} chunk(s) (cuts: {}), {} silent; {} transcription batch(es) of {} chunk(s)",
+                 plan.duration_s, method, len(plan.silences), len(plan.chunks), cuts, sum(c.silent for c in plan.chunks),
+                 len(grouped), "/".join(str(len(b)) for b in grouped))
+    return [{"batch": i, "chunks": b} for i, b in enumerate(grouped)]
 
 
-def transcribe(job: dict, chunk_ref: dict, *, settings: Settings, store: JobStore, attempt: int = 1, worker: str = "") -> dict:
-    """Run whisper-cli on one chunk and store its segments (times relative to the chunk) in the work folder.
+def chunk_result_uri(job: dict, index: int, settings: Settings) -> str:
+    return storage.locate(job["source"], settings).work_uri(settings, job["job_id"], "results", f"chunk-{index:05d}.json")
 
-    A chunk the planner found silent (nothing audible) is not sent to whisper: it has no text to give,
-    only text to invent."""
-    job_id, index = job["job_id"], chunk_ref["index"]
-    store.chunk_started(job_id, index, attempt=attempt, worker=worker)
-    with timed_step(store, job_id, "transcribe", chunk=index) as log:
-        length = sum(e - s for s, e in chunk_ref.get("pieces") or [(chunk_ref["start_s"], chunk_ref["end_s"])])
-        meta = {k: chunk_ref[k] for k in ("index", "start_s", "end_s", "cut", "overlap_s", "silent", "pieces") if k in chunk_ref}
-        if chunk_ref.get("silent"):
-            run = whisper.WhisperRun(language="", segments=[], seconds=0.0)
-            log.info("chunk {} ({:.1f}s audio) is silent: not transcribed", index, length)
-        else:
-            # a folder per chunk and try: chunks of one job run side by side on a worker and clean up after themselves
-            local = scratch_dir(settings, job_id) / f"chunk-{index:05d}-try-{attempt}" / Path(chunk_ref["uri"]).name
-            storage.download(chunk_ref["uri"], local, settings)
-            run = whisper.transcribe(
-                local,
+
+def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, attempt: int = 1, worker: str = "") -> dict:
+    """Transcribe one batch of chunks with one whisper-cli process and store each chunk's segments (times
+    relative to the chunk) in the work folder as soon as whisper-cli finishes it.
+
+    A retry keeps the chunks an earlier try finished (their results are in the work folder). A chunk the
+    planner found silent (nothing audible) is not sent to whisper: it has no text to give, only text to invent."""
+    job_id, number, refs = job["job_id"], batch["batch"], batch["chunks"]
+    results = {ref["index"]: chunk_result_uri(job, ref["index"], settings) for ref in refs}
+    with timed_step(store, job_id, "transcribe", batch=number) as log:
+        todo = refs
+        if attempt > 1:
+            todo = [ref for ref in refs if not storage.exists(results[ref["index"]], settings)]
+            if len(todo) < len(refs):
+                log.info("batch {}: {} chunk(s) finished by an earlier try are kept", number, len(refs) - len(todo))
+        audible = [ref for ref in todo if not ref.get("silent")]
+        for ref in todo:
+            if ref.get("silent"):
+                save_chunk_result(job, ref, whisper.WhisperRun(language="", segments=[], seconds=0.0), results, settings=settings, store=store)
+                log.info("chunk {} ({:.1f}s audio) is silent: not transcribed", ref["index"], ref["duration_s"])
+        stats = None
+        if audible:
+            store.chunks_started(job_id, [ref["index"] for ref in audible], attempt=attempt, worker=worker)
+            # a folder per batch and try: batches of one job run side by side on a worker and clean up after themselves
+            folder = scratch_dir(settings, job_id) / f"batch-{number:03d}-try-{attempt}"
+            wavs = [storage.download(ref["uri"], folder / Path(ref["uri"]).name, settings) for ref in audible]
+            speech_s = sum(ref["duration_s"] for ref in audible)
+
+            def done(i: int, run: whisper.WhisperRun) -> None:
+                ref = audible[i]
+                save_chunk_result(job, ref, run, results, settings=settings, store=store)
+                log.bind(chunk=ref["index"]).info("chunk {} ({:.1f}s audio) → {} segment(s), language {}, whisper {:.2f}s",
+                                                  ref["index"], ref["duration_s"], len(run.segments), run.language or "?", run.seconds)
+
+            stats = whisper.transcribe_many(
+                wavs,
                 cli=settings.whisper_cli,
                 model_path=settings.model_path(job["model"]),
                 language=whisper.whisper_language(job["model"], job["language"]),
                 threads=settings.whisper_threads,
-                timeout_s=settings.whisper_timeout(length),
+                timeout_s=settings.whisper_timeout(speech_s),
                 extra_args=whisper.decode_args(job["model"]),
+                on_result=done,
             )
-            shutil.rmtree(local.parent, ignore_errors=True)
-            log.info("chunk {} ({:.1f}s audio) → {} segment(s), language {}, whisper {:.2f}s ({:.1f}x real time)", index, length, len(run.segments), run.language or "?", run.seconds, length / max(run.seconds, 1e-6))
-        result = {**meta, **run.as_dict()}
-        location = storage.locate(job["source"], settings)
-        result_uri = storage.write_text(location.work_uri(settings, job_id, "results", f"chunk-{index:05d}.json"), json.dumps(result, ensure_ascii=False), settings)
-        store.chunk_completed(job_id, index, seconds=run.seconds, language=run.language, segments=len(run.segments))
-    return {"index": index, "result_uri": result_uri}
+            shutil.rmtree(folder, ignore_errors=True)
+            task_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            store.batch_finished(job_id, number, whisper_s=stats.seconds, speech_s=speech_s, chunks=len(audible),
+                                 whisper_rss_mb=stats.peak_rss_mb, task_rss_mb=task_rss_mb, worker=worker, attempt=attempt)
+            log.info("batch {}: {} chunk(s), {:.1f}s of speech in {:.2f}s of whisper ({:.1f}x real time, {} thread(s)); peak memory: whisper {:.0f} MB, task {:.0f} MB",
+                     number, len(audible), speech_s, stats.seconds, speech_s / max(stats.seconds, 1e-6), settings.whisper_threads, stats.peak_rss_mb, task_rss_mb)
+    return {"batch": number, "results": [{"index": index, "result_uri": uri} for index, uri in results.items()]}
 
 
-def merge(job: dict, results: list[dict], *, settings: Settings, store: JobStore) -> dict:
-    """Join the chunk results into one transcript in the work folder: times shifted by each chunk's start,
-    overlaps spliced, loops collapsed, text in silence dropped (merge.merge_chunks)."""
+def save_chunk_result(job: dict, ref: dict, run: whisper.WhisperRun, results: dict[int, str], *, settings: Settings, store: JobStore) -> None:
+    """Put one chunk's result in the work folder and count the chunk as done on the job (once)."""
+    meta = {k: ref[k] for k in ("index", "start_s", "end_s", "cut", "overlap_s", "silent", "pieces") if k in ref}
+    storage.write_text(results[ref["index"]], json.dumps({**meta, **run.as_dict()}, ensure_ascii=False), settings)
+    store.chunk_completed(job["job_id"], ref["index"], seconds=run.seconds, language=run.language, segments=len(run.segments))
+
+
+def merge(job: dict, batch_results: list[dict], *, settings: Settings, store: JobStore) -> dict:
+    """Join the chunk results of all batches into one transcript in the work folder: times shifted by each
+    chunk's start, overlaps spliced, loops collapsed, text in silence dropped (merge.merge_chunks)."""
     job_id = job["job_id"]
     with timed_step(store, job_id, "merge") as log:
         location = storage.locate(job["source"], settings)
+        results = sorted((r for batch in batch_results for r in batch["results"]), key=lambda r: r["index"])
         chunks = [json.loads(storage.read_text(r["result_uri"], settings)) for r in results]
         plan = json.loads(storage.read_text(location.work_uri(settings, job_id, "plan.json"), settings))
         merged = merge_chunks(chunks, silences=plan["silences"])

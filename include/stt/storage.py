@@ -102,6 +102,10 @@ def object_path(uri: str, settings: Settings):
     return ObjectStoragePath(uri)
 
 
+def exists(uri: str, settings: Settings) -> bool:
+    return object_path(uri, settings).exists()
+
+
 def stat_size(uri: str, settings: Settings) -> int:
     """Size in bytes; FileNotFoundError when the object does not exist."""
     path = object_path(uri, settings)

@@ -7,7 +7,9 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,8 +83,24 @@ def check_installation(cli: Path, model_path: Path) -> None:
         )
 
 
-def transcribe(
-    wav: Path,
+def transcribe(wav: Path, **options) -> WhisperRun:
+    """Transcribe one WAV (options as for `transcribe_many`); WhisperFailed / WhisperTimeout (both transient)
+    when the process does not finish well."""
+    runs: list[WhisperRun] = []
+    transcribe_many([wav], on_result=lambda _, run: runs.append(run), **options)
+    return runs[0]
+
+
+@dataclass(frozen=True)
+class ProcessStats:
+    """What one whisper-cli process cost: wall seconds and peak resident memory (MB)."""
+
+    seconds: float
+    peak_rss_mb: float
+
+
+def transcribe_many(
+    wavs: list[Path],
     *,
     cli: Path,
     model_path: Path,
@@ -90,31 +108,66 @@ def transcribe(
     threads: int,
     timeout_s: float,
     extra_args: tuple[str, ...] = (),
-) -> WhisperRun:
-    """Transcribe one WAV; WhisperFailed / WhisperTimeout (both transient) when the process does not finish well."""
+    on_result: Callable[[int, WhisperRun], None],
+    poll_s: float = 0.2,
+) -> ProcessStats:
+    """Transcribe several WAVs with one whisper-cli process (the model is loaded once).
+
+    whisper-cli resets the decoder's text context for every input file (`no_context` is its default), so each
+    file is transcribed exactly as a process of its own would. It writes file i's JSON before starting file
+    i+1: `on_result(i, run)` is called as soon as file i's JSON is complete (polled every `poll_s`), so a caller can store and count each result while the rest is still being decoded and a
+    retry need not redo it. `WhisperRun.seconds` of a file is the time since the previous file was done.
+    Raises WhisperFailed / WhisperTimeout (transient) when the process does not finish well; results delivered
+    before that stay delivered.
+    """
     check_installation(cli, model_path)
-    out_base = wav.with_suffix("")
-    out_json = out_base.with_suffix(".json")
-    out_json.unlink(missing_ok=True)
-    cmd = [str(cli), "-m", str(model_path), "-f", str(wav), "-l", language, "-t", str(threads),
-           "-ojf", "-of", str(out_base), "-np", *extra_args]
+    outputs = [wav.with_suffix("") for wav in wavs]
+    for out in outputs:
+        out.with_suffix(".json").unlink(missing_ok=True)
+    cmd = [str(cli), "-m", str(model_path), "-l", language, "-t", str(threads), "-ojf", "-np", *extra_args]
+    for wav, out in zip(wavs, outputs):
+        cmd += ["-f", str(wav), "-of", str(out)]
     logger.debug("running {}", " ".join(cmd))
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        _, stderr = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise WhisperTimeout(f"whisper-cli did not finish within {timeout_s:.0f}s on {wav.name}") from exc
-    seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        tail = " | ".join(stderr.decode(errors="replace").strip().splitlines()[-3:])
-        how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with {proc.returncode}"
-        raise WhisperFailed(f"whisper-cli {how} on {wav.name}: {tail or 'no output'}")
-    if not out_json.is_file():
-        raise WhisperFailed(f"whisper-cli wrote no JSON for {wav.name}")
-    return parse_output(out_json.read_bytes(), seconds)
+    names = wavs[0].name if len(wavs) == 1 else f"{len(wavs)} files ({wavs[0].name} … {wavs[-1].name})"
+    with tempfile.TemporaryFile() as stderr:
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        delivered, last_done = 0, started
+        status, usage = 0, None
+
+        def deliver(final: bool) -> None:
+            """Hand over every finished file in order: one whose JSON is complete (it parses)."""
+            nonlocal delivered, last_done
+            while delivered < len(outputs):
+                out_json = outputs[delivered].with_suffix(".json")
+                try:
+                    run = parse_output(out_json.read_bytes(), time.monotonic() - last_done)
+                except (FileNotFoundError, WhisperFailed):
+                    if final:
+                        raise WhisperFailed(f"whisper-cli wrote no complete JSON for {wavs[delivered].name}") from None
+                    return
+                on_result(delivered, run)
+                delivered, last_done = delivered + 1, time.monotonic()
+
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() - started > timeout_s:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise WhisperTimeout(f"whisper-cli did not finish within {timeout_s:.0f}s on {names}")
+            deliver(final=False)
+            time.sleep(poll_s)
+        seconds = time.monotonic() - started
+        if proc.returncode != 0:
+            stderr.seek(0)
+            tail = " | ".join(stderr.read().decode(errors="replace").strip().splitlines()[-3:])
+            how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with {proc.returncode}"
+            raise WhisperFailed(f"whisper-cli {how} on {names}: {tail or 'no output'}")
+        deliver(final=True)
+    return ProcessStats(seconds=seconds, peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
 
 
 def parse_output(raw: bytes, seconds: float = 0.0) -> WhisperRun:

@@ -1,0 +1,45 @@
+"""Group a job's chunks into transcription batches: one mapped `transcribe` task (one whisper-cli process) each.
+
+Why batches and not one task per chunk (measured, README "Speed"): an Airflow task costs about a second of
+scheduling and start-up and a whisper-cli process a model load, while a chunk of speech costs 1.5-3 s of
+whisper on one thread; a task per 30 s chunk spends a third of the machine on orchestration. So a job
+gets as many batches as there are whisper slots to keep busy (`lanes`), split further only to keep each
+batch at most `max_s` of speech (bounded task time) in whole rounds of `lanes`, and never split into batches shorter
+than `min_s` (a short recording is one task: at volume, other jobs fill the other slots). Chunks stay the
+unit of progress and of retry inside a batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def batch_count(speech_s: float, audible_chunks: int, *, lanes: int, max_s: float, min_s: float) -> int:
+    """How many batches for this much speech: enough for `lanes` parallel slots when each gets at least
+    `min_s`; when a batch would exceed `max_s`, more, in whole rounds of `lanes` (so no slot idles while
+    one batch finishes alone); at least 1, at most one per audible chunk."""
+    wanted = max(min(lanes, math.floor(speech_s / min_s)), 1)
+    if speech_s > wanted * max_s:
+        wanted = lanes * math.ceil(speech_s / max_s / lanes)
+    return max(1, min(wanted, audible_chunks))
+
+
+def plan_batches(chunks: list[dict], *, lanes: int, max_s: float, min_s: float) -> list[list[dict]]:
+    """Split chunks (in order; dicts with `duration_s` and `silent`) into contiguous batches of about equal
+    speech. A silent chunk weighs nothing (it is not sent to whisper) and rides with its neighbours."""
+    if not chunks:
+        return []
+    weights = [0.0 if c.get("silent") else float(c["duration_s"]) for c in chunks]
+    total = sum(weights)
+    count = batch_count(total, sum(w > 0 for w in weights), lanes=lanes, max_s=max_s, min_s=min_s)
+    batches: list[list[dict]] = [[]]
+    done = in_batch = 0.0
+    for chunk, weight in zip(chunks, weights):
+        # open the next batch when this chunk's middle lies past the current batch's share of the speech
+        if in_batch and weight and len(batches) < count and done + weight / 2 > total * len(batches) / count:
+            batches.append([])
+            in_batch = 0.0
+        batches[-1].append(chunk)
+        done += weight
+        in_batch += weight
+    return batches

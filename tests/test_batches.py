@@ -1,0 +1,55 @@
+"""How a job's chunks are grouped into transcription batches (one mapped task and one whisper-cli process each)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stt.batches import batch_count, plan_batches
+
+
+def chunks(*lengths, silent=()):
+    return [{"index": i, "duration_s": s, "silent": i in silent} for i, s in enumerate(lengths)]
+
+
+@pytest.mark.parametrize("speech_s, lanes, expected", [
+    (30, 2, 1),      # under min_s: one task, at volume other jobs fill the other slot
+    (119, 2, 1),
+    (120, 2, 2),     # each lane gets at least min_s
+    (600, 2, 2),     # the 10-minute recording: one batch per slot
+    (1300, 2, 4),    # over max_s per batch: whole rounds of lanes
+    (3600, 2, 6),
+    (3600, 1, 6),
+    (600, 8, 8),
+])
+def test_batch_count(speech_s, lanes, expected):
+    assert batch_count(speech_s, 1000, lanes=lanes, max_s=600, min_s=60) == expected
+
+
+def test_never_more_batches_than_audible_chunks():
+    assert batch_count(600, 3, lanes=8, max_s=600, min_s=60) == 3
+
+
+def test_batches_are_contiguous_and_balanced():
+    plan = plan_batches(chunks(*[28] * 22), lanes=2, max_s=600, min_s=60)
+    assert [[c["index"] for c in b] for b in plan] == [list(range(11)), list(range(11, 22))]
+
+
+def test_uneven_chunks_balance_by_speech():
+    plan = plan_batches(chunks(30, 30, 30, 5, 5, 5, 5, 5, 5, 30, 30, 30, 10, 10), lanes=2, max_s=600, min_s=60)
+    speech = [sum(c["duration_s"] for c in b) for b in plan]
+    assert len(plan) == 2 and abs(speech[0] - speech[1]) <= 30
+
+
+def test_silent_chunks_weigh_nothing_and_ride_along():
+    plan = plan_batches(chunks(5, 28, 28, 28, 28, 28, 30, silent={0, 6}), lanes=2, max_s=600, min_s=60)
+    assert [[c["index"] for c in b] for b in plan] == [[0, 1, 2, 3], [4, 5, 6]] or \
+        [[c["index"] for c in b] for b in plan] == [[0, 1, 2], [3, 4, 5, 6]]
+    assert sorted(c["index"] for b in plan for c in b) == list(range(7))
+
+
+def test_all_silent_is_one_batch():
+    assert [len(b) for b in plan_batches(chunks(30, 30, silent={0, 1}), lanes=2, max_s=600, min_s=60)] == [2]
+
+
+def test_no_chunks_no_batches():
+    assert plan_batches([], lanes=2, max_s=600, min_s=60) == []
