@@ -115,7 +115,7 @@ def run_whole_file(path: Path, *, language: str, model: str, root: Path, fresh: 
 
     settings = Settings.from_env()
     model_path = settings.model_path(model)
-    args = whisper.decode_args(model)
+    args = whisper.decode_args(model, settings.word_timing)
     key = hashlib.sha256()
     key.update(path.read_bytes())
     for part in (settings.whisper_cli.resolve(), model_path.resolve()):
@@ -317,9 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "model": args.model,
         "chunking": methods,
-        "decode_args": list(whisper.decode_args(args.model)),
+        "decode_args": list(whisper.decode_args(args.model, settings.word_timing)),
         "settings": {k: getattr(settings, k) for k in ("chunk_seconds", "chunk_min_s", "chunk_max_s", "chunk_overlap_s",
-                                                      "silence_min_s", "silence_below_speech_db", "whisper_threads")},
+                                                      "silence_min_s", "silence_below_speech_db", "whisper_threads", "word_timing")},
         "seconds": round(time.monotonic() - started, 1),
         "files": rows,
     }
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, ensure_ascii=False, indent=1))
     else:
         print(table(report))
-        print(f"\nmodel {args.model}, whisper flags {' '.join(whisper.decode_args(args.model)) or '(defaults)'}, {report['seconds']:.0f}s in all")
+        print(f"\nmodel {args.model}, whisper flags {' '.join(whisper.decode_args(args.model, settings.word_timing)) or '(defaults)'}, {report['seconds']:.0f}s in all")
     return 0
 
 

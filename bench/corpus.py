@@ -195,6 +195,40 @@ def build(force: bool = False) -> Path:
     return manifest
 
 
+DEV_SPEECH = SHARED / "dev-speech"
+
+
+def dev_speech_clips() -> list[np.ndarray]:
+    """The 72 real English clips of ../shared/data/dev-speech (16 kHz mono), decoded with ffmpeg."""
+    names = [line.split("\t")[0] for line in (DEV_SPEECH / "manifest.tsv").read_text().splitlines()[1:] if line.strip()]
+    clips = []
+    for name in names:
+        pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", str(DEV_SPEECH / name), "-f", "s16le", "-ac", "1", "-ar", str(SR), "-"],
+                             check=True, capture_output=True).stdout
+        clips.append(np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0)
+    return clips
+
+
+def real_speech(path: Path, seconds: float, seed: int, clips: list[np.ndarray]) -> Path:
+    """A recording of exactly `seconds` of real speech: the dev-speech clips in a shuffled order (again and
+    again), 0.3-1.0 s pauses between them, faint room tone; written once (the seed fixes the content)."""
+    if path.is_file():
+        return path
+    rng = np.random.default_rng(seed)
+    track, need = Track(), int(seconds * SR)
+    while track.length < need:
+        for i in rng.permutation(len(clips)):
+            track.say(clips[i])
+            track.pause(float(rng.uniform(0.3, 1.0)))
+            if track.length >= need:
+                break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part.wav")
+    write_wav(partial, track.audio(-65, rng)[:need])
+    partial.replace(path)
+    return path
+
+
 def load(manifest: Path | None = None) -> list[dict]:
     return json.loads((manifest or build()).read_text())["files"]
 

@@ -50,7 +50,7 @@ def stt_transcribe():
 
         context = get_current_context()
         chunks = batch["chunks"]
-        context["batch_label"] = f"batch {batch['batch']}: chunks {chunks[0]['index']}-{chunks[-1]['index']} @ {chunks[0]['start_s']:.0f}-{chunks[-1]['end_s']:.0f}s"
+        context["batch_label"] = f"batch {batch['batch']}: {len(chunks)} chunk(s), {sum(c['duration_s'] for c in chunks):.0f}s"
         return run_step(pipeline.transcribe, job, batch, attempt=context["ti"].try_number, worker=worker_id())
 
     @task

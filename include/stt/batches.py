@@ -6,7 +6,7 @@ whisper on one thread; a task per 30 s chunk spends a third of the machine on or
 gets as many batches as there are whisper slots to keep busy (`lanes`), split further only to keep each
 batch at most `max_s` of speech (bounded task time) in whole rounds of `lanes`, and never split into batches shorter
 than `min_s` (a short recording is one task: at volume, other jobs fill the other slots). Chunks stay the
-unit of progress and of retry inside a batch.
+unit of progress and of retry inside a batch; the merge orders them by index.
 """
 
 from __future__ import annotations
@@ -25,21 +25,18 @@ def batch_count(speech_s: float, audible_chunks: int, *, lanes: int, max_s: floa
 
 
 def plan_batches(chunks: list[dict], *, lanes: int, max_s: float, min_s: float) -> list[list[dict]]:
-    """Split chunks (in order; dicts with `duration_s` and `silent`) into contiguous batches of about equal
-    speech. A silent chunk weighs nothing (it is not sent to whisper) and rides with its neighbours."""
+    """Deal chunks (dicts with `index`, `duration_s` and `silent`) out to batches of about equal speech: each
+    chunk in turn goes to the batch with the least speech so far, so every batch holds chunks from all over
+    the recording and one dense stretch of speech does not make one batch the slowest. A silent chunk weighs
+    nothing (it is not sent to whisper). Chunks stay in recording order inside a batch."""
     if not chunks:
         return []
     weights = [0.0 if c.get("silent") else float(c["duration_s"]) for c in chunks]
-    total = sum(weights)
-    count = batch_count(total, sum(w > 0 for w in weights), lanes=lanes, max_s=max_s, min_s=min_s)
-    batches: list[list[dict]] = [[]]
-    done = in_batch = 0.0
+    count = batch_count(sum(weights), sum(w > 0 for w in weights), lanes=lanes, max_s=max_s, min_s=min_s)
+    batches: list[list[dict]] = [[] for _ in range(count)]
+    loads = [0.0] * count
     for chunk, weight in zip(chunks, weights):
-        # open the next batch when this chunk's middle lies past the current batch's share of the speech
-        if in_batch and weight and len(batches) < count and done + weight / 2 > total * len(batches) / count:
-            batches.append([])
-            in_batch = 0.0
-        batches[-1].append(chunk)
-        done += weight
-        in_batch += weight
-    return batches
+        lightest = min(range(count), key=lambda b: (loads[b], len(batches[b])))
+        batches[lightest].append(chunk)
+        loads[lightest] += weight
+    return [b for b in batches if b]

@@ -50,6 +50,7 @@ class Settings:
     silence_keep_s: float = 1.0
     vad_model: str = "silero-v6.2.0"
     whisper_threads: int = 1
+    word_timing: str = "dtw"  # whisper.WORD_TIMINGS: dtw (exact word times, slower) or tokens (whisper's own)
     whisper_pool: str = "default_pool"
     transcribe_lanes: int = 0  # whisper tasks one job may run at once; 0: this machine's cores / whisper_threads
     batch_max_s: float = 600.0
@@ -90,6 +91,7 @@ class Settings:
             silence_keep_s=_float("STT_SILENCE_KEEP_S", d.silence_keep_s),
             vad_model=env.get("STT_VAD_MODEL") or d.vad_model,
             whisper_threads=_int("STT_WHISPER_THREADS", d.whisper_threads),
+            word_timing=env.get("STT_WORD_TIMING") or d.word_timing,
             whisper_pool=env.get("STT_WHISPER_POOL") or d.whisper_pool,
             transcribe_lanes=_int("STT_TRANSCRIBE_LANES", d.transcribe_lanes),
             batch_max_s=_float("STT_BATCH_MAX_S", d.batch_max_s),

@@ -139,12 +139,12 @@ class JobStore:
             fields.update({f"chunks.{index}.status": PROCESSING, f"chunks.{index}.attempts": attempt, f"chunks.{index}.worker": worker, f"chunks.{index}.started_at": at})
         self._update(job_id, {"$set": fields})
 
-    def batch_finished(self, job_id: str, number: int, *, whisper_s: float, speech_s: float, chunks: int, whisper_rss_mb: float,
-                       task_rss_mb: float, worker: str, attempt: int) -> None:
+    def batch_finished(self, job_id: str, number: int, *, whisper_s: float, whisper_cpu_s: float, speech_s: float, chunks: int, whisper_rss_mb: float,
+                       task_rss_mb: float, task_uss_mb: float | None, worker: str, attempt: int) -> None:
         """What one whisper-cli process of a batch cost (the last try's figures)."""
         self._update(job_id, {"$set": {f"batches.{number}.{k}": v for k, v in {
-            "whisper_s": round(whisper_s, 3), "speech_s": round(speech_s, 3), "chunks_transcribed": chunks, "whisper_rss_mb": whisper_rss_mb,
-            "task_rss_mb": task_rss_mb, "worker": worker, "attempt": attempt, "finished_at": now()}.items()}})
+            "whisper_s": round(whisper_s, 3), "whisper_cpu_s": whisper_cpu_s, "speech_s": round(speech_s, 3), "chunks_transcribed": chunks, "whisper_rss_mb": whisper_rss_mb,
+            "task_rss_mb": task_rss_mb, "task_uss_mb": task_uss_mb, "worker": worker, "attempt": attempt, "finished_at": now()}.items()}})
 
     def chunk_completed(self, job_id: str, index: int, *, seconds: float, language: str, segments: int) -> bool:
         """Mark a chunk done and count it once: a second call for the same chunk changes nothing."""

@@ -190,12 +190,25 @@ class AirflowStandalone:
 
 
 def stop_process_group(process: subprocess.Popen | None, timeout_s: float = 15.0) -> None:
-    """SIGTERM a child's whole process group, SIGKILL what is left after the timeout."""
-    if process is None or process.poll() is not None:
+    """SIGTERM a child's whole process group and wait for all of it (not only the leader: `airflow standalone`
+    can exit before its triggerer); SIGKILL what is left after the timeout."""
+    if process is None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        process.poll()
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        process.poll()
+        try:
+            os.killpg(process.pid, 0)  # anyone of the group still there?
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    except ProcessLookupError:
+        pass
+    process.wait()

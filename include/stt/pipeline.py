@@ -99,6 +99,22 @@ def local_source(job: dict, settings: Settings) -> Path:
     return storage.download(location.uri, path, settings)
 
 
+def chunk_plan(decoded, method: str, settings: Settings, vad=None) -> audio.Plan:
+    """The chunks of a decoded recording with the configured lengths and pause detection."""
+    return audio.plan_chunks(
+        decoded,
+        method,
+        target_s=settings.chunk_seconds,
+        min_s=settings.chunk_min_s,
+        max_s=settings.chunk_max_s,
+        overlap_s=settings.chunk_overlap_s,
+        min_silence_s=settings.silence_min_s,
+        below_speech_db=settings.silence_below_speech_db,
+        keep_silence_s=settings.silence_keep_s,
+        vad=vad,
+    )
+
+
 def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
     """Decode the source once to 16 kHz mono, plan the cuts on it (silence, VAD or fixed), cut the chunks
     from the same decoded audio and put them and the plan (with the silences found) in the work folder."""
@@ -121,18 +137,7 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
                 timeout_s=settings.whisper_timeout(len(decoded) / 1000 / 10),
             )
 
-        plan = audio.plan_chunks(
-            decoded,
-            method,
-            target_s=settings.chunk_seconds,
-            min_s=settings.chunk_min_s,
-            max_s=settings.chunk_max_s,
-            overlap_s=settings.chunk_overlap_s,
-            min_silence_s=settings.silence_min_s,
-            below_speech_db=settings.silence_below_speech_db,
-            keep_silence_s=settings.silence_keep_s,
-            vad=vad,
-        )
+        plan = chunk_plan(decoded, method, settings, vad)
         files = audio.cut_chunks(decoded, plan.chunks, work / "chunks")
         refs = []
         for planned, path in zip(plan.chunks, files):
@@ -192,16 +197,26 @@ def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, a
                 language=whisper.whisper_language(job["model"], job["language"]),
                 threads=settings.whisper_threads,
                 timeout_s=settings.whisper_timeout(speech_s),
-                extra_args=whisper.decode_args(job["model"]),
+                extra_args=whisper.decode_args(job["model"], settings.word_timing),
                 on_result=done,
             )
             shutil.rmtree(folder, ignore_errors=True)
             task_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-            store.batch_finished(job_id, number, whisper_s=stats.seconds, speech_s=speech_s, chunks=len(audible),
-                                 whisper_rss_mb=stats.peak_rss_mb, task_rss_mb=task_rss_mb, worker=worker, attempt=attempt)
+            store.batch_finished(job_id, number, whisper_s=stats.seconds, whisper_cpu_s=stats.cpu_s, speech_s=speech_s, chunks=len(audible),
+                                 whisper_rss_mb=stats.peak_rss_mb, task_rss_mb=task_rss_mb, task_uss_mb=unique_memory_mb(), worker=worker, attempt=attempt)
             log.info("batch {}: {} chunk(s), {:.1f}s of speech in {:.2f}s of whisper ({:.1f}x real time, {} thread(s)); peak memory: whisper {:.0f} MB, task {:.0f} MB",
                      number, len(audible), speech_s, stats.seconds, speech_s / max(stats.seconds, 1e-6), settings.whisper_threads, stats.peak_rss_mb, task_rss_mb)
     return {"batch": number, "results": [{"index": index, "result_uri": uri} for index, uri in results.items()]}
+
+
+def unique_memory_mb() -> float | None:
+    """Memory only this process holds (private pages; a forked task shares the rest with its parent), Linux only."""
+    try:
+        rollup = Path("/proc/self/smaps_rollup").read_text()
+    except OSError:
+        return None
+    kb = sum(int(line.split()[1]) for line in rollup.splitlines() if line.startswith(("Private_Clean:", "Private_Dirty:")))
+    return round(kb / 1024, 1)
 
 
 def save_chunk_result(job: dict, ref: dict, run: whisper.WhisperRun, results: dict[int, str], *, settings: Settings, store: JobStore) -> None:

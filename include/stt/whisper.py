@@ -34,10 +34,14 @@ def dtw_preset(model: str) -> str | None:
     return name if name in DTW_PRESETS else None
 
 
-def decode_args(model: str) -> tuple[str, ...]:
-    """whisper-cli flags for a model: the hallucination guards, and DTW word timestamps where a preset exists
-    (whisper's plain token timestamps put the first words of a chunk that opens with silence seconds early)."""
-    preset = dtw_preset(model)
+WORD_TIMINGS = ("dtw", "tokens")
+
+
+def decode_args(model: str, word_timing: str = "dtw") -> tuple[str, ...]:
+    """whisper-cli flags for a model: the hallucination guards, and with `word_timing="dtw"` DTW word
+    timestamps where a preset exists (whisper's plain token timestamps put the first words of a chunk that
+    opens with silence early; DTW needs flash attention off, which costs about a fifth more whisper time)."""
+    preset = dtw_preset(model) if word_timing == "dtw" else None
     return (*GUARD_ARGS, *(("-dtw", preset, "-nfa") if preset else ()))
 
 
@@ -93,9 +97,10 @@ def transcribe(wav: Path, **options) -> WhisperRun:
 
 @dataclass(frozen=True)
 class ProcessStats:
-    """What one whisper-cli process cost: wall seconds and peak resident memory (MB)."""
+    """What one whisper-cli process cost: wall seconds, CPU seconds and peak resident memory (MB)."""
 
     seconds: float
+    cpu_s: float
     peak_rss_mb: float
 
 
@@ -167,7 +172,7 @@ def transcribe_many(
             how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with {proc.returncode}"
             raise WhisperFailed(f"whisper-cli {how} on {names}: {tail or 'no output'}")
         deliver(final=True)
-    return ProcessStats(seconds=seconds, peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
+    return ProcessStats(seconds=seconds, cpu_s=round(usage.ru_utime + usage.ru_stime, 3), peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
 
 
 def parse_output(raw: bytes, seconds: float = 0.0) -> WhisperRun:

@@ -1,0 +1,445 @@
+"""Speed: the pipeline against whole-file whisper-cli on this machine, side by side in one run.
+
+    .venv/bin/python -m bench.speed [--repeats 3] [--model base] [--json]
+
+Recordings: real English speech (the dev-speech clips of ../shared, shuffled, with pauses): one of
+10 minutes and a batch of 20 one-minute files, 16 kHz mono WAV (whisper-cli's own input format, so the
+whole-file runs pay no decoding). Each repeat measures, one after another on the idle machine:
+
+  whole-file  whisper-cli on each file with the same model and all cores (`-t <cores>`), writing
+              txt, srt, vtt and json; the batch's files one after another. Airflow is paused (SIGSTOP)
+              meanwhile, so it takes nothing from these runs.
+  pipeline    stt_transcribe under a real scheduler (`airflow standalone`: LocalExecutor, SQLite), files
+              in a local storage folder, jobs in nx-27017: from the REST trigger to the job document's
+              COMPLETED (`finished_at`, written by the publish task); the batch's 20 runs triggered at once.
+
+  lanes only  the pipeline's whisper work without Airflow: the files chunked and batched as the chunk step
+              does, each batch one whisper-cli process with the pipeline's threads and flags, as many at
+              once as the pool has slots: the floor any orchestration of these chunks can reach.
+
+Once, after the repeats: `airflow dags test` (dag.test(): no scheduler, tasks one after another in one
+process) on the 10-minute file: the orchestration floor, as its overhead.
+
+Reported: wall times, ratios pipeline / whole-file (median and spread), real-time factors, orchestration
+overhead per file (pipeline wall time minus the whisper time on the critical path: the longest whisper
+process of the job, or all whisper time spread over the pool's slots if that is longer), peak memory of a
+whisper task (its Python process plus its whisper-cli) against whisper-cli alone on one chunk, and CPU
+utilisation of the machine (/proc/stat) per phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import corpus
+from stt.config import REPO_ROOT, Settings
+from stt.jobs import as_utc
+from stt.localstack import AirflowStandalone, MongoServer, mongo_conn_uri
+from stt.whisper import decode_args
+
+LONG_S, BATCH_FILES, BATCH_FILE_S = 600.0, 20, 60.0
+CORPUS_VERSION = 1
+WHISPER_POOL = "whisper"
+
+
+def say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} [bench.speed] {message}", file=sys.stderr, flush=True)
+
+
+def recordings(long_s: float, batch_files: int, batch_file_s: float) -> tuple[Path, list[Path]]:
+    """The long recording and the batch, generated once into the cache."""
+    folder = corpus.cache_root() / "speed" / f"v{CORPUS_VERSION}"
+    long_path = folder / f"long-{long_s:.0f}s.wav"
+    batch = [folder / f"batch-{batch_file_s:.0f}s-{i:02d}.wav" for i in range(batch_files)]
+    if not long_path.is_file() or not all(p.is_file() for p in batch):
+        say(f"generating the recordings in {folder}")
+        clips = corpus.dev_speech_clips()
+        corpus.real_speech(long_path, long_s, 1000, clips)
+        for i, path in enumerate(batch):
+            corpus.real_speech(path, batch_file_s, 2000 + i, clips)
+    return long_path, batch
+
+
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores, from /proc/stat."""
+    values = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+COMPONENTS = (("LocalExecutor", "tasks"), ("airflow worker", "tasks"), ("api_server", "api-server"), ("api-server", "api-server"), ("dag-processor", "dag-processor"),
+              ("triggerer", "triggerer"), ("serve-logs", "serve-logs"), ("scheduler", "scheduler"), ("airflow standalone", "standalone"),
+              ("nx-27017", "mongo"), ("bench.speed", "benchmark"))
+
+
+def process_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds of every process, its own plus its reaped children's (a task process and its whisper-cli
+    count towards the LocalExecutor worker that forked them)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            comm, rest = stat.read_text().split("(", 1)[1].rsplit(")", 1)
+            fields = rest.split()
+            # a finished task process waiting to be reaped has no command line left, only its name
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace") + " " + comm
+        except (OSError, IndexError, ValueError):
+            continue
+        label = next((name for key, name in COMPONENTS if key in cmdline), "other")
+        found[int(stat.parent.name)] = (label, sum(int(v) for v in fields[11:15]) / CLK_TCK)
+    return found
+
+
+@contextmanager
+def cpu_meter(result: dict):
+    """Puts the machine's CPU utilisation over the block (0-1, all cores) into result['cpu_util'] and the
+    CPU seconds spent per component (Airflow's processes, Mongo, the benchmark) into result['cpu_s_by']."""
+    busy0, total0 = cpu_times()
+    before = process_cpu()
+    yield
+    after = process_cpu()
+    busy1, total1 = cpu_times()
+    result["cpu_util"] = round((busy1 - busy0) / max(total1 - total0, 1e-9), 3)
+    by: dict[str, float] = {}
+    for pid, (label, seconds) in after.items():
+        by[label] = by.get(label, 0.0) + seconds - (before[pid][1] if pid in before else 0.0)
+    result["cpu_s_by"] = {k: round(v, 1) for k, v in sorted(by.items()) if abs(v) >= 0.05}
+
+
+def run_whisper_cli(args: list[str]) -> dict:
+    """One whisper-cli process: wall seconds, CPU seconds and peak resident memory."""
+    started = time.monotonic()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"whisper-cli failed ({proc.returncode}): {proc.stderr.read().decode(errors='replace')[-1000:]}")
+    proc.stderr.close()
+    return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def whole_file(wav: Path, settings: Settings, model: str, threads: int, out_dir: Path) -> dict:
+    """whisper-cli on a whole file, as a user would run it: the four output formats, default decoding."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return run_whisper_cli([str(settings.whisper_cli), "-m", str(settings.model_path(model)), "-f", str(wav), "-l", "en",
+                            "-t", str(threads), "-otxt", "-osrt", "-ovtt", "-oj", "-of", str(out_dir / wav.stem)])
+
+
+def cut(wav: Path, start_s: float, end_s: float, dest: Path) -> Path:
+    with wave.open(str(wav), "rb") as src:
+        rate = src.getframerate()
+        src.setpos(int(start_s * rate))
+        frames = src.readframes(int((end_s - start_s) * rate))
+        with wave.open(str(dest), "wb") as out:
+            out.setparams(src.getparams())
+            out.writeframes(frames)
+    return dest
+
+
+class Pipeline:
+    """Mongo (nx-27017), a storage folder and `airflow standalone` with the repository's DAGs."""
+
+    def __init__(self, root: Path, model: str, slots: int):
+        self.root, self.model, self.slots = root, model, slots
+        self.storage = root / "storage"
+        (self.storage / "inbox").mkdir(parents=True, exist_ok=True)
+        self.mongo = MongoServer(root / "mongo")
+        self.airflow: AirflowStandalone | None = None
+
+    def env(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_HOME"}
+        env.setdefault("AIRFLOW_CONFIG", str(REPO_ROOT / "airflow.cfg"))
+        env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
+        env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO_ROOT / "plugins"))
+        env.update({"AIRFLOW_CONN_STT_MONGO": mongo_conn_uri(self.mongo.port), "STT_LOCAL_ROOT": str(self.storage),
+                    "STT_WHISPER_POOL": WHISPER_POOL, "STT_SCRATCH_DIR": str(self.root / "scratch"),
+                    "STT_INGEST_SCHEDULE": "none"})
+        return env
+
+    def start(self) -> "Pipeline":
+        self.mongo.start()
+        self.airflow = AirflowStandalone(self.root / "airflow", self.env()).start()
+        self.client = self.airflow.client()
+        self.client.set_pool(WHISPER_POOL, self.slots, "whisper-cli processes at once (cores / threads per process)")
+        self.client.wait_for_dag("stt_transcribe")
+        self.client.unpause("stt_transcribe")
+        import pymongo
+
+        self.jobs = pymongo.MongoClient(self.mongo.url)["stt"]["jobs"]
+        return self
+
+    def stop(self) -> None:
+        if self.airflow:
+            self.resume()
+            self.airflow.stop()
+        self.mongo.stop()
+
+    def pause(self) -> None:
+        """Freeze every Airflow process (SIGSTOP to the process group) so whole-file runs have the machine."""
+        os.killpg(self.airflow.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.airflow.process.pid, signal.SIGCONT)
+
+    def source(self, wav: Path) -> str:
+        dest = self.storage / "inbox" / wav.name
+        if not dest.exists():
+            shutil.copyfile(wav, dest)
+        return f"file://{dest}"
+
+    def run(self, wavs: list[Path], label: str, timeout_s: float = 1800.0) -> dict:
+        """Trigger one run per file at once; wall time until the last job's COMPLETED."""
+        sources = [self.source(w) for w in wavs]
+        job_ids = [f"{label}-{i:02d}" for i in range(len(wavs))]
+        result: dict = {}
+        with cpu_meter(result):
+            started = datetime.now(timezone.utc)
+            for job_id, src in zip(job_ids, sources):
+                self.client.trigger("stt_transcribe", {"source": src, "language": "en", "model": self.model, "job_id": job_id},
+                                    run_id=f"stt__{job_id}")
+            deadline = time.monotonic() + timeout_s
+            while True:
+                docs = list(self.jobs.find({"_id": {"$in": job_ids}}))
+                done = [d for d in docs if d.get("status") in ("COMPLETED", "FAILED")]
+                if len(done) == len(job_ids):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{label}: {len(done)}/{len(job_ids)} jobs finished after {timeout_s:.0f}s")
+                time.sleep(1)  # the wall time comes from finished_at, not from this poll
+        failed = {d["_id"]: d.get("error") for d in docs if d["status"] != "COMPLETED"}
+        if failed:
+            raise RuntimeError(f"{label}: jobs failed: {failed}")
+        finished = max(as_utc(d["finished_at"]) for d in docs)
+        result["wall_s"] = round((finished - started).total_seconds(), 3)
+        result.update(job_figures(docs, self.slots))
+        # CPU the machine spent besides whisper: Airflow, the pipeline's own steps, Mongo (the benchmark's polling too)
+        result["other_cpu_s"] = round(result["cpu_util"] * result["wall_s"] * (os.cpu_count() or 1) - result["whisper_cpu_s_sum"], 1)
+        result["cpu_s_by"]["tasks"] = round(result["cpu_s_by"].get("tasks", 0.0) - result["whisper_cpu_s_sum"], 1)  # without whisper
+        result["cpu_s_by"]["whisper"] = result["whisper_cpu_s_sum"]
+        return result
+
+
+def job_figures(docs: list[dict], slots: int) -> dict:
+    """Whisper time, critical path and memory of finished jobs, from their documents."""
+    batches = [b for d in docs for b in (d.get("batches") or {}).values() if "whisper_s" in b]
+    whisper = [b["whisper_s"] for b in batches]
+    critical = max(max(whisper), sum(whisper) / slots)
+    return {
+        "jobs": len(docs),
+        "audio_s": round(sum(d["duration_s"] for d in docs), 1),
+        "chunks": sum(d["chunks_total"] for d in docs),
+        "batches": len(batches),
+        "whisper_s_sum": round(sum(whisper), 3),
+        "whisper_s_critical": round(critical, 3),
+        "whisper_cpu_s_sum": round(sum(b.get("whisper_cpu_s", 0.0) for b in batches), 3),
+        "whisper_rss_mb_max": max(b["whisper_rss_mb"] for b in batches),
+        "task_rss_mb_max": max(b["task_rss_mb"] for b in batches),
+        "task_uss_mb_max": max(b.get("task_uss_mb", b["task_rss_mb"]) for b in batches),
+        "timings": {d["_id"]: d.get("timings") for d in docs[:1]},
+    }
+
+
+def dag_test(pipeline: Pipeline, wav: Path, label: str) -> dict:
+    """`airflow dags test` (dag.test()) on one file in its own Airflow home: no scheduler, tasks in series."""
+    home = pipeline.root / "dagtest-home"
+    env = {**pipeline.env(), "AIRFLOW_HOME": str(home), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    airflow = [sys.executable, "-m", "airflow"]
+    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    conf = {"source": pipeline.source(wav), "language": "en", "model": pipeline.model, "job_id": label}
+    log = home / "dags-test.log"
+    with open(log, "wb") as out:
+        subprocess.run([*airflow, "dags", "test", "stt_transcribe", "--conf", json.dumps(conf)], env=env, check=True, stdout=out, stderr=subprocess.STDOUT)
+    doc = pipeline.jobs.find_one({"_id": label})
+    if not doc or doc.get("status") != "COMPLETED":
+        raise RuntimeError(f"dags test did not complete the job: {doc and doc.get('error')}; see {log}")
+    wall = (as_utc(doc["finished_at"]) - as_utc(doc["started_at"])).total_seconds()
+    figures = job_figures([doc], 1)  # tasks run one at a time: all whisper time is on the critical path
+    return {"wall_s": round(wall, 3), **figures, "overhead_s": round(wall - figures["whisper_s_sum"], 3)}
+
+
+def memory_alone(settings: Settings, model: str, long_wav: Path, doc: dict, threads: int, work: Path) -> dict:
+    """whisper-cli alone on the long job's first chunk, with the pipeline's threads and decoding flags."""
+    first = doc["chunks"]["0"]
+    chunk = cut(long_wav, first["start_s"], first["end_s"], work / "chunk-0.wav")
+    return run_whisper_cli([str(settings.whisper_cli), "-m", str(settings.model_path(model)), "-f", str(chunk), "-l", "en",
+                            "-t", str(threads), "-ojf", "-np", *decode_args(model, settings.word_timing), "-of", str(work / "chunk-0")])
+
+
+def whisper_lanes(wavs: list[Path], settings: Settings, model: str, slots: int, work: Path) -> dict:
+    """The pipeline's whisper work without Airflow: each file chunked and batched exactly as the chunk step
+    does, then every batch as one whisper-cli process (pipeline threads and flags), `slots` at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stt import audio, batches, pipeline
+
+    commands = []
+    for wav in wavs:
+        decoded = audio.load(wav)
+        plan = pipeline.chunk_plan(decoded, settings.chunking, settings)
+        files = audio.cut_chunks(decoded, plan.chunks, work / wav.stem)
+        refs = [{**c.as_dict(), "duration_s": c.duration_s, "path": f} for c, f in zip(plan.chunks, files)]
+        for batch in batches.plan_batches(refs, lanes=slots, max_s=settings.batch_max_s, min_s=settings.batch_min_s):
+            args = [str(settings.whisper_cli), "-m", str(settings.model_path(model)), "-l", "en", "-t", str(settings.whisper_threads),
+                    "-ojf", "-np", *decode_args(model, settings.word_timing)]
+            for ref in batch:
+                if not ref["silent"]:
+                    args += ["-f", str(ref["path"]), "-of", str(Path(ref["path"]).with_suffix(""))]
+            commands.append(args)
+    result: dict = {}
+    with cpu_meter(result):
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=slots) as pool:
+            runs = list(pool.map(run_whisper_cli, commands))
+        result["wall_s"] = round(time.monotonic() - started, 3)
+    result.update(processes=len(runs), whisper_s_sum=round(sum(r["wall_s"] for r in runs), 3),
+                  whisper_cpu_s_sum=round(sum(r["cpu_s"] for r in runs), 3))
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3), "runs": [round(v, 3) for v in values]}
+
+
+def summarise(repeats: list[dict], extra: dict) -> dict:
+    long_ratio = [r["long"]["pipeline"]["wall_s"] / r["long"]["whole_file"]["wall_s"] for r in repeats]
+    batch_ratio = [r["batch"]["pipeline"]["wall_s"] / r["batch"]["whole_file"]["wall_s"] for r in repeats]
+    overhead_batch = [(r["batch"]["pipeline"]["wall_s"] - r["batch"]["pipeline"]["whisper_s_critical"]) / r["batch"]["pipeline"]["jobs"] for r in repeats]
+    overhead_long = [r["long"]["pipeline"]["wall_s"] - r["long"]["pipeline"]["whisper_s_critical"] for r in repeats]
+    task_peak = max(r["long"]["pipeline"]["whisper_rss_mb_max"] + r["long"]["pipeline"]["task_rss_mb_max"] for r in repeats)
+    task_unique = max(r["long"]["pipeline"]["whisper_rss_mb_max"] + r["long"]["pipeline"]["task_uss_mb_max"] for r in repeats)
+    floor_long = [r["long"]["whisper_lanes"]["wall_s"] / r["long"]["whole_file"]["wall_s"] for r in repeats]
+    floor_batch = [r["batch"]["whisper_lanes"]["wall_s"] / r["batch"]["whole_file"]["wall_s"] for r in repeats]
+    return {
+        "long_ratio": round(statistics.median(long_ratio), 3),
+        "batch_ratio": round(statistics.median(batch_ratio), 3),
+        "whisper_floor_long_ratio": round(statistics.median(floor_long), 3),
+        "whisper_floor_batch_ratio": round(statistics.median(floor_batch), 3),
+        "overhead_s_per_file": round(statistics.median(overhead_batch), 3),
+        "peak_rss_ratio": round(task_peak / extra["memory_alone"]["peak_rss_mb"], 3),
+        "peak_rss_ratio_unique": round(task_unique / extra["memory_alone"]["peak_rss_mb"], 3),
+        "spread": {"long_ratio": spread(long_ratio), "batch_ratio": spread(batch_ratio),
+                   "whisper_floor_long_ratio": spread(floor_long), "whisper_floor_batch_ratio": spread(floor_batch),
+                   "overhead_s_per_file": spread(overhead_batch), "overhead_s_long_file": spread(overhead_long)},
+        "peak_rss_mb": {"whisper_task": task_peak, "whisper_task_unique": task_unique, "whisper_cli_alone": extra["memory_alone"]["peak_rss_mb"]},
+        **extra,
+        "repeats": repeats,
+    }
+
+
+def table(report: dict) -> str:
+    rows = [f"{'':30s} {'whole-file':>11s} {'lanes only':>11s} {'pipeline':>11s} {'ratio':>7s} {'floor':>7s} {'pipeline RTF':>13s}"]
+    for name, label in (("long", f"{report['long_s']:.0f} s recording"), ("batch", f"{report['batch_files']} × {report['batch_file_s']:.0f} s files")):
+        for i, r in enumerate(report["repeats"]):
+            w, f, p = r[name]["whole_file"]["wall_s"], r[name]["whisper_lanes"]["wall_s"], r[name]["pipeline"]["wall_s"]
+            rows.append(f"{label + f' (run {i + 1})':30s} {w:9.1f} s {f:9.1f} s {p:9.1f} s {p / w:7.3f} {f / w:7.3f} {r[name]['pipeline']['audio_s'] / p:11.1f}x")
+    s = report["spread"]
+    rows += [
+        "",
+        f"long_ratio (median)           {report['long_ratio']:.3f}   [{s['long_ratio']['min']:.3f}-{s['long_ratio']['max']:.3f}]   target ≤ 0.85",
+        f"batch_ratio (median)          {report['batch_ratio']:.3f}   [{s['batch_ratio']['min']:.3f}-{s['batch_ratio']['max']:.3f}]   target ≤ 1.10",
+        f"whisper floor (lanes only / whole-file, median): long {report['whisper_floor_long_ratio']:.3f}, batch {report['whisper_floor_batch_ratio']:.3f}",
+        f"overhead_s_per_file (batch)   {report['overhead_s_per_file']:.2f} s  [{s['overhead_s_per_file']['min']:.2f}-{s['overhead_s_per_file']['max']:.2f}]   target ≤ 3 s",
+        f"overhead, long file          {s['overhead_s_long_file']['median']:.2f} s  [{s['overhead_s_long_file']['min']:.2f}-{s['overhead_s_long_file']['max']:.2f}]",
+        f"peak_rss_ratio                {report['peak_rss_ratio']:.3f}   (task {report['peak_rss_mb']['whisper_task']:.0f} MB: Python + whisper-cli; whisper-cli alone {report['peak_rss_mb']['whisper_cli_alone']:.0f} MB)   target ≤ 1.5",
+        f"  counting only the task's own pages {report['peak_rss_ratio_unique']:.3f}   (task {report['peak_rss_mb']['whisper_task_unique']:.0f} MB: Python's unique set + whisper-cli)",
+    ]
+    if report.get("dag_test"):
+        d = report["dag_test"]
+        rows.append(f"dag.test() floor, long file   {d['wall_s']:.1f} s wall, {d['whisper_s_sum']:.1f} s whisper (batches in series), overhead {d['overhead_s']:.2f} s")
+    by = report["repeats"][-1]["batch"]["pipeline"]["cpu_s_by"]
+    rows.append("CPU seconds by component, batch, last run: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])))
+    cpu = [(r["long"]["whole_file"]["cpu_util"], r["long"]["pipeline"]["cpu_util"], r["batch"]["whole_file"]["cpu_util"], r["batch"]["pipeline"]["cpu_util"]) for r in report["repeats"]]
+    rows.append("CPU utilisation (whole-file / pipeline): long " + ", ".join(f"{a:.0%}/{b:.0%}" for a, b, _, _ in cpu)
+                + "; batch " + ", ".join(f"{c:.0%}/{d:.0%}" for _, _, c, d in cpu))
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--long-s", type=float, default=LONG_S, help="length of the long recording (default 600)")
+    parser.add_argument("--batch-files", type=int, default=BATCH_FILES)
+    parser.add_argument("--batch-file-s", type=float, default=BATCH_FILE_S)
+    parser.add_argument("--no-dag-test", action="store_true", help="skip the dag.test() floor")
+    parser.add_argument("--json", action="store_true", help="print one JSON object after the table")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, outputs)")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    cores = os.cpu_count() or 1
+    slots = max(1, cores // settings.whisper_threads)
+    long_wav, batch = recordings(args.long_s, args.batch_files, args.batch_file_s)
+    root = Path(tempfile.mkdtemp(prefix="stt-bench-speed-"))
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    say(f"work folder {root}; model {args.model}; {cores} cores; pipeline: {settings.whisper_threads} whisper thread(s) × {slots} pool slots")
+    pipeline = Pipeline(root, args.model, slots)
+    repeats = []
+    try:
+        pipeline.start()
+        say("warm-up job (parses the DAG, loads the model into the page cache)")
+        pipeline.run([batch[0]], "warmup")
+        for i in range(args.repeats):
+            rep: dict = {"long": {}, "batch": {}}
+            pipeline.pause()
+            try:
+                with cpu_meter(rep["long"].setdefault("whole_file", {})):
+                    rep["long"]["whole_file"].update(whole_file(long_wav, settings, args.model, cores, root / "whole"))
+                say(f"run {i + 1}: whole-file, long: {rep['long']['whole_file']['wall_s']:.1f} s")
+                runs, meter = [], {}
+                with cpu_meter(meter):
+                    runs = [whole_file(w, settings, args.model, cores, root / "whole") for w in batch]
+                rep["batch"]["whole_file"] = {"wall_s": round(sum(r["wall_s"] for r in runs), 3), "files": runs, **meter}
+                say(f"run {i + 1}: whole-file, batch: {rep['batch']['whole_file']['wall_s']:.1f} s (sum of {len(runs)} runs)")
+                rep["long"]["whisper_lanes"] = whisper_lanes([long_wav], settings, args.model, slots, root / "lanes")
+                rep["batch"]["whisper_lanes"] = whisper_lanes(batch, settings, args.model, slots, root / "lanes")
+                say(f"run {i + 1}: whisper lanes without Airflow: long {rep['long']['whisper_lanes']['wall_s']:.1f} s, "
+                    f"batch {rep['batch']['whisper_lanes']['wall_s']:.1f} s")
+            finally:
+                pipeline.resume()
+            time.sleep(5)  # let the scheduler catch up on the heartbeats it missed while paused
+            rep["long"]["pipeline"] = pipeline.run([long_wav], f"long-r{i}")
+            say(f"run {i + 1}: pipeline, long: {rep['long']['pipeline']['wall_s']:.1f} s")
+            rep["batch"]["pipeline"] = pipeline.run(batch, f"batch-r{i}")
+            say(f"run {i + 1}: pipeline, batch: {rep['batch']['pipeline']['wall_s']:.1f} s")
+            repeats.append(rep)
+        extra = {"model": args.model, "cores": cores, "whisper_threads": settings.whisper_threads, "pool_slots": slots,
+                 "long_s": args.long_s, "batch_files": args.batch_files, "batch_file_s": args.batch_file_s}
+        pipeline.pause()
+        try:
+            extra["memory_alone"] = memory_alone(settings, args.model, long_wav, pipeline.jobs.find_one({"_id": "long-r0-00"}),
+                                                 settings.whisper_threads, root)
+        finally:
+            pipeline.resume()
+        if not args.no_dag_test:
+            say("dag.test() on the long recording")
+            extra["dag_test"] = dag_test(pipeline, long_wav, "dagtest-long")
+    finally:
+        pipeline.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    report = summarise(repeats, extra)
+    print(table(report))
+    if args.json:
+        print(json.dumps(report, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
