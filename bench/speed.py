@@ -381,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object after the table")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, outputs)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack on `kill` too (finally below)
 
     settings = Settings.from_env()
     cores = os.cpu_count() or 1

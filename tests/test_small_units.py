@@ -66,3 +66,22 @@ def test_job_id_is_stable_per_run_unless_given():
     assert job_id_for("stt_transcribe", "manual__1", None) == job_id_for("stt_transcribe", "manual__1", {})
     assert job_id_for("stt_transcribe", "manual__1", None) != job_id_for("stt_transcribe", "manual__2", None)
     assert job_id_for("stt_transcribe", "manual__1", {"job_id": "mine"}) == "mine"
+
+
+def test_priority_policy_puts_transcription_first_within_a_priority_and_priorities_apart():
+    from types import SimpleNamespace
+
+    from stt.policy import task_instance_mutation_hook
+
+    def weight(task_id, priority):
+        ti = SimpleNamespace(dag_id="stt_transcribe", task_id=task_id, priority_weight=1)
+        task_instance_mutation_hook(ti, SimpleNamespace(conf={"priority": priority}))
+        return ti.priority_weight
+
+    order = ["transcribe", "merge", "chunk", "validate"]
+    assert [weight(t, "normal") for t in order] == sorted((weight(t, "normal") for t in order), reverse=True)
+    assert weight("publish", "normal") == weight("merge", "normal")
+    assert weight("validate", "high") > weight("transcribe", "normal") > weight("validate", "normal") > weight("transcribe", "low")
+    other = SimpleNamespace(dag_id="stt_ingest", task_id="scan", priority_weight=7)
+    task_instance_mutation_hook(other, SimpleNamespace(conf={"priority": "high"}))
+    assert other.priority_weight == 7

@@ -163,7 +163,9 @@ def test_rest_trigger_with_token_and_priority(airflow, s3_server, jobs):
     doc = jobs.find_one({"_id": "rest-jfk"})
     assert doc["status"] == "COMPLETED"
     tis = api.get("/dags/stt_transcribe/dagRuns/rest-jfk/taskInstances", params={"limit": 100}).json()["task_instances"]
-    assert {ti["priority_weight"] for ti in tis} == {100}, "priority=high must set priority_weight on every task"
+    weights = {ti["task_id"]: ti["priority_weight"] for ti in tis}
+    assert weights == {"validate": 100, "chunk": 200, "transcribe": 400, "merge": 300, "publish": 300}, \
+        "priority=high must scale every task's priority_weight, transcription first"
     assert {ti["pool"] for ti in tis if ti["task_id"] == "transcribe"} == {"whisper"}
 
 
