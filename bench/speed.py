@@ -48,12 +48,12 @@ from pathlib import Path
 from bench import corpus
 from stt.config import REPO_ROOT, Settings
 from stt.jobs import as_utc
+from stt.devstack import STEPS_POOL, WHISPER_POOL, size_pools
 from stt.localstack import AirflowStandalone, MongoServer, mongo_conn_uri
 from stt.whisper import decode_args
 
 LONG_S, BATCH_FILES, BATCH_FILE_S = 600.0, 20, 60.0
 CORPUS_VERSION = 1
-WHISPER_POOL = "whisper"
 
 
 def say(message: str) -> None:
@@ -88,36 +88,38 @@ COMPONENTS = (("LocalExecutor", "tasks"), ("airflow worker", "tasks"), ("api_ser
 
 
 def process_cpu() -> dict[int, tuple[str, float]]:
-    """CPU seconds of every process, its own plus its reaped children's (a task process and its whisper-cli
-    count towards the LocalExecutor worker that forked them)."""
+    """Own CPU seconds (user + system, no children) of every process, labelled by component."""
     found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             comm, rest = stat.read_text().split("(", 1)[1].rsplit(")", 1)
             fields = rest.split()
-            # a finished task process waiting to be reaped has no command line left, only its name
             cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace") + " " + comm
         except (OSError, IndexError, ValueError):
             continue
         label = next((name for key, name in COMPONENTS if key in cmdline), "other")
-        found[int(stat.parent.name)] = (label, sum(int(v) for v in fields[11:15]) / CLK_TCK)
+        found[int(stat.parent.name)] = (label, (int(fields[11]) + int(fields[12])) / CLK_TCK)
     return found
 
 
 @contextmanager
 def cpu_meter(result: dict):
-    """Puts the machine's CPU utilisation over the block (0-1, all cores) into result['cpu_util'] and the
-    CPU seconds spent per component (Airflow's processes, Mongo, the benchmark) into result['cpu_s_by']."""
+    """Puts the machine's CPU utilisation over the block (0-1, all cores) into result['cpu_util'], its busy CPU
+    seconds into result['cpu_s'], and the own CPU seconds of Airflow's long-lived processes, Mongo and the
+    benchmark into result['cpu_s_by'] (short-lived processes, such as task processes and whisper-cli, are
+    not seen there: their share is what the caller subtracts from cpu_s)."""
     busy0, total0 = cpu_times()
     before = process_cpu()
     yield
     after = process_cpu()
     busy1, total1 = cpu_times()
     result["cpu_util"] = round((busy1 - busy0) / max(total1 - total0, 1e-9), 3)
+    result["cpu_s"] = round((busy1 - busy0) / CLK_TCK, 1)
     by: dict[str, float] = {}
     for pid, (label, seconds) in after.items():
-        by[label] = by.get(label, 0.0) + seconds - (before[pid][1] if pid in before else 0.0)
-    result["cpu_s_by"] = {k: round(v, 1) for k, v in sorted(by.items()) if abs(v) >= 0.05}
+        if pid in before and label not in ("tasks", "other"):
+            by[label] = by.get(label, 0.0) + seconds - before[pid][1]
+    result["cpu_s_by"] = {k: round(v, 1) for k, v in sorted(by.items()) if v >= 0.05}
 
 
 def run_whisper_cli(args: list[str]) -> dict:
@@ -167,7 +169,7 @@ class Pipeline:
         env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
         env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO_ROOT / "plugins"))
         env.update({"AIRFLOW_CONN_STT_MONGO": mongo_conn_uri(self.mongo.port), "STT_LOCAL_ROOT": str(self.storage),
-                    "STT_WHISPER_POOL": WHISPER_POOL, "STT_SCRATCH_DIR": str(self.root / "scratch"),
+                    "STT_WHISPER_POOL": WHISPER_POOL, "STT_STEPS_POOL": STEPS_POOL, "STT_SCRATCH_DIR": str(self.root / "scratch"),
                     "STT_INGEST_SCHEDULE": "none"})
         return env
 
@@ -175,7 +177,7 @@ class Pipeline:
         self.mongo.start()
         self.airflow = AirflowStandalone(self.root / "airflow", self.env()).start()
         self.client = self.airflow.client()
-        self.client.set_pool(WHISPER_POOL, self.slots, "whisper-cli processes at once (cores / threads per process)")
+        size_pools(self.client)  # as the local stack: whisper cores ÷ threads, steps one per core
         self.client.wait_for_dag("stt_transcribe")
         self.client.unpause("stt_transcribe")
         import pymongo
@@ -228,9 +230,10 @@ class Pipeline:
         result["wall_s"] = round((finished - started).total_seconds(), 3)
         result.update(job_figures(docs, self.slots))
         # CPU the machine spent besides whisper: Airflow, the pipeline's own steps, Mongo (the benchmark's polling too)
-        result["other_cpu_s"] = round(result["cpu_util"] * result["wall_s"] * (os.cpu_count() or 1) - result["whisper_cpu_s_sum"], 1)
-        result["cpu_s_by"]["tasks"] = round(result["cpu_s_by"].get("tasks", 0.0) - result["whisper_cpu_s_sum"], 1)  # without whisper
-        result["cpu_s_by"]["whisper"] = result["whisper_cpu_s_sum"]
+        result["other_cpu_s"] = round(result["cpu_s"] - result["whisper_cpu_s_sum"], 1)
+        by = result["cpu_s_by"]
+        by["task processes and executor workers"] = round(result["other_cpu_s"] - sum(by.values()), 1)
+        by["whisper"] = result["whisper_cpu_s_sum"]
         return result
 
 

@@ -26,7 +26,7 @@ SETTINGS = Settings.from_env()
     doc_md=__doc__,
 )
 def stt_transcribe():
-    @task
+    @task(pool=SETTINGS.steps_pool)
     def validate() -> dict:
         from stt import pipeline
 
@@ -34,7 +34,7 @@ def stt_transcribe():
         run = context["dag_run"]
         return run_step(pipeline.validate, dict(context["params"]), job_id=job_id_from_context(context), dag_id=run.dag_id, run_id=run.run_id)
 
-    @task
+    @task(pool=SETTINGS.steps_pool)
     def chunk(job: dict) -> list[dict]:
         from stt import pipeline
 
@@ -53,13 +53,13 @@ def stt_transcribe():
         context["batch_label"] = f"batch {batch['batch']}: {len(chunks)} chunk(s), {sum(c['duration_s'] for c in chunks):.0f}s"
         return run_step(pipeline.transcribe, job, batch, attempt=context["ti"].try_number, worker=worker_id())
 
-    @task
+    @task(pool=SETTINGS.steps_pool)
     def merge(job: dict, batch_results: list[dict]) -> dict:
         from stt import pipeline
 
         return run_step(pipeline.merge, job, list(batch_results))
 
-    @task
+    @task(pool=SETTINGS.steps_pool)
     def publish(job: dict, merged: dict) -> dict:
         from stt import pipeline
 

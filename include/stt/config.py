@@ -52,6 +52,7 @@ class Settings:
     whisper_threads: int = 1
     word_timing: str = "dtw"  # whisper.WORD_TIMINGS: dtw (exact word times, slower) or tokens (whisper's own)
     whisper_pool: str = "default_pool"
+    steps_pool: str = "default_pool"
     transcribe_lanes: int = 0  # whisper tasks one job may run at once; 0: this machine's cores / whisper_threads
     batch_max_s: float = 600.0
     batch_min_s: float = 60.0
@@ -93,6 +94,7 @@ class Settings:
             whisper_threads=_int("STT_WHISPER_THREADS", d.whisper_threads),
             word_timing=env.get("STT_WORD_TIMING") or d.word_timing,
             whisper_pool=env.get("STT_WHISPER_POOL") or d.whisper_pool,
+            steps_pool=env.get("STT_STEPS_POOL") or d.steps_pool,
             transcribe_lanes=_int("STT_TRANSCRIBE_LANES", d.transcribe_lanes),
             batch_max_s=_float("STT_BATCH_MAX_S", d.batch_max_s),
             batch_min_s=_float("STT_BATCH_MIN_S", d.batch_min_s),

@@ -24,6 +24,7 @@ from stt.localstack import AirflowStandalone, MongoServer, free_port, mongo_conn
 
 SAMPLE = REPO_ROOT / "whisper" / "samples" / "jfk.wav"
 WHISPER_POOL = "whisper"
+STEPS_POOL = "stt_steps"
 
 
 def stack_home() -> Path:
@@ -72,6 +73,7 @@ def stack_env(state: dict) -> dict:
         "AIRFLOW_CONN_STT_MONGO": mongo_conn_uri(state["mongo_port"]),
         "STT_LOCAL_ROOT": state["storage_root"],
         "STT_WHISPER_POOL": WHISPER_POOL,
+        "STT_STEPS_POOL": STEPS_POOL,
     })
     return env
 
@@ -113,13 +115,21 @@ def demo(state: dict) -> int:
     return cli.main(["submit", str(SAMPLE), "--language", "en", "--model", "tiny.en", "--wait"])
 
 
+def size_pools(client) -> None:
+    """whisper: cores ÷ threads per whisper-cli; stt_steps (validate, chunk, merge, publish): one per core. Together
+    they stay within `[core] parallelism`, so the executor never holds a backlog in which a transcription waits
+    behind short steps queued before it (priorities only order what the scheduler queues)."""
+    cores = os.cpu_count() or 1
+    client.set_pool(WHISPER_POOL, max(1, cores // Settings.from_env().whisper_threads), "whisper-cli processes at once (CPU cores / threads per process)")
+    client.set_pool(STEPS_POOL, cores, "stt_transcribe's short steps at once (validate, chunk, merge, publish)")
+
+
 def prepare_airflow(state: dict) -> None:
     """Wait for the DAGs, unpause them, and size the whisper pool to the machine."""
     from stt.client import AirflowClient
 
     client = AirflowClient(state["airflow_url"], "admin", admin_password())
-    slots = max(1, (os.cpu_count() or 1) // Settings.from_env().whisper_threads)
-    client.set_pool(WHISPER_POOL, slots, "whisper-cli processes at once (CPU cores / threads per process)")
+    size_pools(client)
     for dag_id in ("stt_transcribe", "stt_ingest"):
         client.wait_for_dag(dag_id)
         client.unpause(dag_id)
