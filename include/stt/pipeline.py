@@ -176,7 +176,6 @@ def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, a
             if ref.get("silent"):
                 save_chunk_result(job, ref, whisper.WhisperRun(language="", segments=[], seconds=0.0), results, settings=settings, store=store)
                 log.info("chunk {} ({:.1f}s audio) is silent: not transcribed", ref["index"], ref["duration_s"])
-        stats = None
         if audible:
             store.chunks_started(job_id, [ref["index"] for ref in audible], attempt=attempt, worker=worker)
             # a folder per batch and try: batches of one job run side by side on a worker and clean up after themselves
