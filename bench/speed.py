@@ -276,41 +276,49 @@ def dag_test(pipeline: Pipeline, wav: Path, label: str) -> dict:
 
 
 def memory_alone(settings: Settings, model: str, long_wav: Path, doc: dict, threads: int, work: Path) -> dict:
-    """whisper-cli alone on the long job's first chunk, with the pipeline's threads and decoding flags."""
+    """whisper-cli alone on the long job's first chunk, through the pipeline's runner with its threads and flags."""
+    from stt import whisper
+
     first = doc["chunks"]["0"]
     chunk = cut(long_wav, first["start_s"], first["end_s"], work / "chunk-0.wav")
-    return run_whisper_cli([str(settings.whisper_cli), "-m", str(settings.model_path(model)), "-f", str(chunk), "-l", "en",
-                            "-t", str(threads), "-ojf", "-np", *decode_args(model, settings.word_timing), "-of", str(work / "chunk-0")])
+    stats = whisper.transcribe_many([chunk], cli=settings.whisper_cli, model_path=settings.model_path(model), language="en", threads=threads,
+                                    timeout_s=settings.whisper_timeout(first["end_s"] - first["start_s"]),
+                                    extra_args=decode_args(model, settings.word_timing), on_result=lambda *_: None)
+    return {"wall_s": round(stats.seconds, 3), "cpu_s": stats.cpu_s, "peak_rss_mb": stats.peak_rss_mb}
 
 
 def whisper_lanes(wavs: list[Path], settings: Settings, model: str, slots: int, work: Path) -> dict:
     """The pipeline's whisper work without Airflow: each file chunked and batched exactly as the chunk step
-    does, then every batch as one whisper-cli process (pipeline threads and flags), `slots` at a time."""
+    does, then every batch through the pipeline's own runner (`whisper.transcribe_many`, pipeline threads and
+    flags), `slots` batches at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from stt import audio, batches, pipeline
+    from stt import audio, batches, pipeline, whisper
 
-    commands = []
+    lanes = []
     for wav in wavs:
         decoded = audio.load(wav)
         plan = pipeline.chunk_plan(decoded, settings.chunking, settings)
         files = audio.cut_chunks(decoded, plan.chunks, work / wav.stem)
         refs = [{**c.as_dict(), "duration_s": c.duration_s, "path": f} for c, f in zip(plan.chunks, files)]
         for batch in batches.plan_batches(refs, lanes=slots, max_s=settings.batch_max_s, min_s=settings.batch_min_s):
-            args = [str(settings.whisper_cli), "-m", str(settings.model_path(model)), "-l", "en", "-t", str(settings.whisper_threads),
-                    "-ojf", "-np", *decode_args(model, settings.word_timing)]
-            for ref in batch:
-                if not ref["silent"]:
-                    args += ["-f", str(ref["path"]), "-of", str(Path(ref["path"]).with_suffix(""))]
-            commands.append(args)
+            audible = [ref["path"] for ref in batch if not ref["silent"]]
+            if audible:
+                lanes.append(audible)
+
+    def run(chunk_files: list[Path]) -> whisper.ProcessStats:
+        return whisper.transcribe_many(chunk_files, cli=settings.whisper_cli, model_path=settings.model_path(model), language="en",
+                                       threads=settings.whisper_threads, timeout_s=settings.whisper_timeout(settings.batch_max_s),
+                                       extra_args=decode_args(model, settings.word_timing), on_result=lambda *_: None)
+
     result: dict = {}
     with cpu_meter(result):
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=slots) as pool:
-            runs = list(pool.map(run_whisper_cli, commands))
+            runs = list(pool.map(run, lanes))
         result["wall_s"] = round(time.monotonic() - started, 3)
-    result.update(processes=len(runs), whisper_s_sum=round(sum(r["wall_s"] for r in runs), 3),
-                  whisper_cpu_s_sum=round(sum(r["cpu_s"] for r in runs), 3))
+    result.update(processes=len(runs), whisper_s_sum=round(sum(r.seconds for r in runs), 3),
+                  whisper_cpu_s_sum=round(sum(r.cpu_s for r in runs), 3))
     shutil.rmtree(work, ignore_errors=True)
     return result
 

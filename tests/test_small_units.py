@@ -85,3 +85,12 @@ def test_priority_policy_puts_transcription_first_within_a_priority_and_prioriti
     other = SimpleNamespace(dag_id="stt_ingest", task_id="scan", priority_weight=7)
     task_instance_mutation_hook(other, SimpleNamespace(conf={"priority": "high"}))
     assert other.priority_weight == 7
+
+
+def test_unknown_word_timing_is_refused_not_ignored():
+    from stt.errors import InvalidParameter
+    from stt.whisper import decode_args
+
+    assert decode_args("base", "dtw") == ("-dtw", "base", "-nfa") and decode_args("base", "tokens") == ()
+    with pytest.raises(InvalidParameter, match="word timing 'fast'"):
+        decode_args("base", "fast")

@@ -41,6 +41,9 @@ def decode_args(model: str, word_timing: str = "dtw") -> tuple[str, ...]:
     """whisper-cli flags for a model: the hallucination guards, and with `word_timing="dtw"` DTW word
     timestamps where a preset exists (whisper's plain token timestamps put the first words of a chunk that
     opens with silence early; DTW needs flash attention off, which costs about a fifth more whisper time)."""
+    if word_timing not in WORD_TIMINGS:
+        raise InvalidParameter(f"word timing {word_timing!r} is not known; choose one of {', '.join(WORD_TIMINGS)} (STT_WORD_TIMING)",
+                               code="INVALID_WORD_TIMING")
     preset = dtw_preset(model) if word_timing == "dtw" else None
     return (*GUARD_ARGS, *(("-dtw", preset, "-nfa") if preset else ()))
 
@@ -120,8 +123,8 @@ def transcribe_many(
 
     whisper-cli resets the decoder's text context for every input file (`no_context` is its default), so each
     file is transcribed exactly as a process of its own would. It writes file i's JSON before starting file
-    i+1: `on_result(i, run)` is called as soon as file i's JSON is complete (polled every `poll_s`), so a caller can store and count each result while the rest is still being decoded and a
-    retry need not redo it. `WhisperRun.seconds` of a file is the time since the previous file was done.
+    i+1: `on_result(i, run)` is called as soon as file i's JSON is complete (polled every `poll_s`), so a
+    caller can store and count each result while the rest is still being decoded and a retry need not redo it. `WhisperRun.seconds` of a file is the time since the previous file was done.
     Raises WhisperFailed / WhisperTimeout (transient) when the process does not finish well; results delivered
     before that stay delivered.
     """
