@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from stt.airflow_glue import job_id_for
+import subprocess
+import sys
+
+from stt.airflow_glue import job_id_for, runs_task_processes
 from stt.errors import InvalidAudio, SourceNotFound, WhisperFailed, error_code
 from stt.log import mask_secrets
 from stt.whisper import parse_output, whisper_language
@@ -94,3 +97,20 @@ def test_unknown_word_timing_is_refused_not_ignored():
     assert decode_args("base", "dtw") == ("-dtw", "base", "-nfa") and decode_args("base", "tokens") == ()
     with pytest.raises(InvalidParameter, match="word timing 'fast'"):
         decode_args("base", "fast")
+
+
+def test_only_a_scheduler_with_local_executor_preloads_task_modules():
+    assert runs_task_processes(["/venv/bin/airflow", "scheduler"], "LocalExecutor")
+    assert runs_task_processes(["/venv/lib/airflow/__main__.py", "scheduler"], "LocalExecutor,CeleryExecutor")
+    assert not runs_task_processes(["airflow", "scheduler"], "CeleryExecutor")
+    for command in ("api-server", "dag-processor", "triggerer", "standalone", "celery"):
+        assert not runs_task_processes(["airflow", command], "LocalExecutor")
+
+
+def test_preload_imports_what_tasks_need():
+    """In a fresh interpreter: after the preload, the pipeline, pymongo and the provider filesystems are loaded."""
+    code = ("import sys; from stt.airflow_glue import preload_task_modules; preload_task_modules(); "
+            "print(all(m in sys.modules for m in ('stt.pipeline', 'stt.jobs', 'pymongo', 'airflow.providers.amazon.aws.fs.s3')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("True")

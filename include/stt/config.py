@@ -57,6 +57,7 @@ class Settings:
     batch_max_s: float = 600.0
     batch_min_s: float = 60.0
     max_active_jobs: int = 16
+    preload_task_modules: bool = True  # plugins/stt_preload.py: import task modules in the scheduler before it forks
     whisper_timeout_factor: float = 10.0
     whisper_timeout_min_s: float = 120.0
     decode_timeout_s: float = 600.0
@@ -99,6 +100,7 @@ class Settings:
             batch_max_s=_float("STT_BATCH_MAX_S", d.batch_max_s),
             batch_min_s=_float("STT_BATCH_MIN_S", d.batch_min_s),
             max_active_jobs=_int("STT_MAX_ACTIVE_JOBS", d.max_active_jobs),
+            preload_task_modules=env.get("STT_PRELOAD_TASK_MODULES", "1").strip().lower() not in ("0", "false", "no", "off"),
             whisper_timeout_factor=_float("STT_WHISPER_TIMEOUT_FACTOR", d.whisper_timeout_factor),
             whisper_timeout_min_s=_float("STT_WHISPER_TIMEOUT_MIN_S", d.whisper_timeout_min_s),
             decode_timeout_s=_float("STT_DECODE_TIMEOUT_S", d.decode_timeout_s),

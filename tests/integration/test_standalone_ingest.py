@@ -167,6 +167,7 @@ def test_rest_trigger_with_token_and_priority(airflow, s3_server, jobs):
     assert weights == {"validate": 100, "chunk": 200, "transcribe": 400, "merge": 300, "publish": 300}, \
         "priority=high must scale every task's priority_weight, transcription first"
     assert {ti["pool"] for ti in tis if ti["task_id"] == "transcribe"} == {"whisper"}
+    assert "preloaded the task modules in the scheduler" in stack.log_file.read_text(), "plugins/stt_preload.py did not run"
 
 
 def test_params_form_schema_over_rest(airflow):
