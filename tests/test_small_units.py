@@ -114,3 +114,13 @@ def test_preload_imports_what_tasks_need():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("True")
+
+
+def test_celery_config_is_airflows_own_plus_the_worker_preload():
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+    from celery.signals import worker_init
+
+    from stt.celery_config import CELERY_CONFIG, preload_in_worker
+
+    assert CELERY_CONFIG == DEFAULT_CELERY_CONFIG
+    assert any(receiver() is preload_in_worker for _, receiver in worker_init.receivers), "worker_init must trigger the preload"

@@ -117,6 +117,18 @@ def preload_task_modules() -> float:
     return time.process_time() - started
 
 
+def preload_before_forking(where: str) -> None:
+    """`preload_task_modules` in a process about to fork the processes that run tasks (STT_PRELOAD_TASK_MODULES)."""
+    if not Settings.from_env().preload_task_modules:
+        return
+    try:
+        seconds = preload_task_modules()
+    except Exception:  # a failed preload only costs speed: each task imports what it needs itself
+        logger.exception("could not preload the task modules in the {}; each task will import them", where)
+        return
+    logger.info("preloaded the task modules in the {} ({:.2f} CPU-s) for the task processes it forks", where, seconds)
+
+
 def step_label(ti) -> str:
     """`transcribe[3]` for a mapped task instance, `validate` otherwise."""
     map_index = getattr(ti, "map_index", -1)

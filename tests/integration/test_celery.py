@@ -68,3 +68,6 @@ def test_transcribe_runs_on_two_celery_workers(celery_stack, recordings, jobs, s
         assert normalise(text) == normalise(expected_text)
         workers_seen |= {chunk["worker"] for chunk in doc["chunks"].values()}
     assert workers_seen == set(WORKERS), f"chunks ran on {workers_seen}"
+    for worker_id in WORKERS:
+        assert "preloaded the task modules in the Celery worker" in celery_stack.processes[f"worker-{worker_id}"].log_text(), \
+            f"stt.celery_config did not preload in worker {worker_id}"
