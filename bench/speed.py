@@ -283,7 +283,8 @@ def memory_alone(settings: Settings, model: str, long_wav: Path, doc: dict, thre
     chunk = cut(long_wav, first["start_s"], first["end_s"], work / "chunk-0.wav")
     stats = whisper.transcribe_many([chunk], cli=settings.whisper_cli, model_path=settings.model_path(model), language="en", threads=threads,
                                     timeout_s=settings.whisper_timeout(first["end_s"] - first["start_s"]),
-                                    extra_args=decode_args(model, settings.word_timing), on_result=lambda *_: None)
+                                    extra_args=decode_args(model, settings.word_timing), on_result=lambda *_: None,
+                                    nice=settings.whisper_nice)
     return {"wall_s": round(stats.seconds, 3), "cpu_s": stats.cpu_s, "peak_rss_mb": stats.peak_rss_mb}
 
 
@@ -309,7 +310,8 @@ def whisper_lanes(wavs: list[Path], settings: Settings, model: str, slots: int, 
     def run(chunk_files: list[Path]) -> whisper.ProcessStats:
         return whisper.transcribe_many(chunk_files, cli=settings.whisper_cli, model_path=settings.model_path(model), language="en",
                                        threads=settings.whisper_threads, timeout_s=settings.whisper_timeout(settings.batch_max_s),
-                                       extra_args=decode_args(model, settings.word_timing), on_result=lambda *_: None)
+                                       extra_args=decode_args(model, settings.word_timing), on_result=lambda *_: None,
+                                       nice=settings.whisper_nice)
 
     result: dict = {}
     with cpu_meter(result):

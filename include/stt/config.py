@@ -50,6 +50,7 @@ class Settings:
     silence_keep_s: float = 1.0
     vad_model: str = "silero-v6.2.0"
     whisper_threads: int = 1
+    whisper_nice: int = 10  # whisper-cli runs this much below normal CPU priority: orchestration never waits behind it
     word_timing: str = "dtw"  # whisper.WORD_TIMINGS: dtw (exact word times, slower) or tokens (whisper's own)
     whisper_pool: str = "default_pool"
     steps_pool: str = "default_pool"
@@ -93,6 +94,7 @@ class Settings:
             silence_keep_s=_float("STT_SILENCE_KEEP_S", d.silence_keep_s),
             vad_model=env.get("STT_VAD_MODEL") or d.vad_model,
             whisper_threads=_int("STT_WHISPER_THREADS", d.whisper_threads),
+            whisper_nice=_int("STT_WHISPER_NICE", d.whisper_nice),
             word_timing=env.get("STT_WORD_TIMING") or d.word_timing,
             whisper_pool=env.get("STT_WHISPER_POOL") or d.whisper_pool,
             steps_pool=env.get("STT_STEPS_POOL") or d.steps_pool,

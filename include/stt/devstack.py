@@ -116,9 +116,9 @@ def demo(state: dict) -> int:
 
 
 def size_pools(client) -> None:
-    """whisper: cores ÷ threads per whisper-cli; stt_steps (validate, chunk, merge, publish): one per core. Together
-    they stay within `[core] parallelism`, so the executor never holds a backlog in which a transcription waits
-    behind short steps queued before it (priorities only order what the scheduler queues)."""
+    """whisper: cores ÷ threads per whisper-cli; stt_steps (validate, chunk, merge, publish): one per core. The pools
+    bound what runs; `[core] parallelism` (airflow.cfg) leaves the executor spare slots for finished tasks'
+    lingering supervisors, so a queued task never waits for an executor slot."""
     cores = os.cpu_count() or 1
     client.set_pool(WHISPER_POOL, max(1, cores // Settings.from_env().whisper_threads), "whisper-cli processes at once (CPU cores / threads per process)")
     client.set_pool(STEPS_POOL, cores, "stt_transcribe's short steps at once (validate, chunk, merge, publish)")

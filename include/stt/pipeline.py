@@ -198,6 +198,7 @@ def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, a
                 timeout_s=settings.whisper_timeout(speech_s),
                 extra_args=whisper.decode_args(job["model"], settings.word_timing),
                 on_result=done,
+                nice=settings.whisper_nice,
             )
             shutil.rmtree(folder, ignore_errors=True)
             task_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -118,6 +118,7 @@ def transcribe_many(
     extra_args: tuple[str, ...] = (),
     on_result: Callable[[int, WhisperRun], None],
     poll_s: float = 0.2,
+    nice: int = 0,
 ) -> ProcessStats:
     """Transcribe several WAVs with one whisper-cli process (the model is loaded once).
 
@@ -126,7 +127,7 @@ def transcribe_many(
     i+1: `on_result(i, run)` is called as soon as file i's JSON is complete (polled every `poll_s`), so a
     caller can store and count each result while the rest is still being decoded and a retry need not redo it. `WhisperRun.seconds` of a file is the time since the previous file was done.
     Raises WhisperFailed / WhisperTimeout (transient) when the process does not finish well; results delivered
-    before that stay delivered.
+    before that stay delivered. `nice` > 0 lowers the process's CPU priority by that much (STT_WHISPER_NICE).
     """
     check_installation(cli, model_path)
     outputs = [wav.with_suffix("") for wav in wavs]
@@ -140,6 +141,8 @@ def transcribe_many(
     with tempfile.TemporaryFile() as stderr:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        if nice > 0:  # before whisper-cli has loaded its model, so its compute threads inherit the priority
+            os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
         delivered, last_done = 0, started
         status, usage = 0, None
 
