@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import subprocess
 import sys
+
+import pytest
 
 from stt.airflow_glue import job_id_for, runs_task_processes
 from stt.errors import InvalidAudio, SourceNotFound, WhisperFailed, error_code

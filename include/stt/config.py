@@ -58,7 +58,7 @@ class Settings:
     batch_max_s: float = 600.0
     batch_min_s: float = 60.0
     max_active_jobs: int = 16
-    preload_task_modules: bool = True  # plugins/stt_preload.py: import task modules in the scheduler before it forks
+    preload_task_modules: bool = True  # import task modules where task processes are forked (scheduler plugin, Celery workers)
     whisper_timeout_factor: float = 10.0
     whisper_timeout_min_s: float = 120.0
     decode_timeout_s: float = 600.0
