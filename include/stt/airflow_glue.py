@@ -101,20 +101,32 @@ def runs_task_processes(argv: list[str], executor: str) -> bool:
 
 
 def preload_task_modules() -> float:
-    """Import once what every task of ours imports (the pipeline, the Mongo hook, Airflow's object-storage
-    filesystems, which pull in botocore and aiobotocore even for file://), in a process that forks task processes,
-    so each task inherits them instead of importing them again (about 1 CPU-second from a cold interpreter).
+    """Import once what every task of ours imports, in a process that forks task processes, so each task inherits
+    it instead of importing it again: the pipeline and what its steps import (numpy, pydub), the Mongo hook,
+    Airflow's object-storage filesystems (botocore and aiobotocore, even for file://), the task decorators and
+    Python operator the DAG file is parsed with, and the providers' asset URI handlers the task runtime looks up.
     Returns the CPU-seconds it took."""
     import time
 
     started = time.process_time()
+    import airflow.dag_processing.bundles.local  # noqa: F401
+    import airflow.sdk.definitions.asset.metadata  # noqa: F401
+    import airflow.sdk.execution_time.cache  # noqa: F401
+    import airflow.sdk.lineage  # noqa: F401
+    import jinja2.ext  # noqa: F401
+    import numpy  # noqa: F401
+    import pydub  # noqa: F401
     from airflow.providers.mongo.hooks.mongo import MongoHook  # noqa: F401
-    from airflow.sdk import ObjectStoragePath
+    from airflow.providers.standard.decorators.python import python_task  # noqa: F401
+    from airflow.sdk import ObjectStoragePath, dag, get_current_context, task  # noqa: F401
+    from airflow.sdk.execution_time import timeout  # noqa: F401
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     import stt.jobs  # noqa: F401
     import stt.pipeline  # noqa: F401
 
     ObjectStoragePath("file:///").fs  # registers every provider's filesystem (cached for the process)
+    ProvidersManagerTaskRuntime().initialize_providers_asset_uri_resources()  # cached for the process
     return time.process_time() - started
 
 
