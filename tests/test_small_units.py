@@ -127,3 +127,24 @@ def test_celery_config_is_airflows_own_plus_the_worker_preload():
 
     assert CELERY_CONFIG == DEFAULT_CELERY_CONFIG
     assert any(receiver() is preload_in_worker for _, receiver in worker_init.receivers), "worker_init must trigger the preload"
+
+
+def test_logs_imported_before_airflow_configures_logging_reach_its_handlers_once_with_their_level():
+    """stt.log imported first (as the DAG file and the scheduler's preload do), a root handler added afterwards
+    (as Airflow's task runner does): our INFO arrives there as INFO and not also on stderr; with no root
+    handler (CLI) it goes to stderr."""
+    code = (
+        "import logging, sys\n"
+        "from stt.log import logger\n"
+        "logger.info('before any handler')\n"
+        "seen = []\n"
+        "class H(logging.Handler):\n"
+        "    def emit(self, r): seen.append((r.levelname, r.getMessage()))\n"
+        "logging.getLogger().addHandler(H())\n"
+        "logger.bind(job_id='j1').info('after')\n"
+        "print(seen)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[('INFO', '[job_id=j1] after')]"
+    assert "before any handler" in out.stderr and "after" not in out.stderr

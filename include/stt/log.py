@@ -43,18 +43,28 @@ def _to_stdlib(message) -> None:
         _std.log(record["level"].no, text)
 
 
+class _ConsoleWhenUnconfigured(logging.StreamHandler):
+    """stderr for our records only while the root logger has no handler (CLI, scripts). Decided per record, not
+    at import: modules imported before Airflow sets up its logging (the DAG file, the preload in the scheduler)
+    must still reach Airflow's handlers, with their levels, once there are some; a copy of them on stderr
+    would land in the task log a second time, as level "error" (task.stderr)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            super().emit(record)
+
+
 def configure() -> None:
-    """Route loguru into stdlib logging (idempotent); give stdlib a console handler when nothing else does."""
+    """Route loguru into stdlib logging (idempotent): records propagate to the root logger (Airflow's, pytest's)
+    and go to stderr only while nothing else handles them."""
     logger.remove()
     logger.add(_to_stdlib, level="DEBUG", format="{message}", backtrace=False, diagnose=False)
     _std.setLevel(logging.DEBUG)
-    if not logging.getLogger().handlers and not _std.handlers:
-        # Outside Airflow and pytest (CLI, scripts): our own console handler, and no second copy via root.
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _ConsoleWhenUnconfigured) for h in _std.handlers):
+        handler = _ConsoleWhenUnconfigured(sys.stderr)
         handler.setLevel(os.environ.get("STT_LOG_LEVEL", "INFO").upper())
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         _std.addHandler(handler)
-        _std.propagate = False
 
 
 configure()

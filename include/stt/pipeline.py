@@ -71,14 +71,18 @@ def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: S
             raise SourceNotFound(f"source object {location.uri} does not exist") from exc
         if size > settings.max_file_bytes:
             raise InvalidAudio(f"source is {size} bytes, over the limit of {settings.max_file_bytes}", code="FILE_TOO_LARGE")
+        fetch_started = time.monotonic()
         local = storage.download(location.uri, scratch_dir(settings, job_id) / f"source{location.extension}", settings)
+        probe_started = time.monotonic()
         info = audio.probe(local)
+        probe_done = time.monotonic()
         if info.duration_s > settings.max_duration_s:
             raise InvalidAudio(f"audio lasts {info.duration_s:.0f}s, over the limit of {settings.max_duration_s:.0f}s", code="DURATION_TOO_LONG")
         if info.duration_s < settings.min_duration_s:
             raise InvalidAudio(f"audio lasts {info.duration_s:.2f}s, under the minimum of {settings.min_duration_s:.2f}s: too short to hold speech", code="AUDIO_TOO_SHORT")
         store.record_audio(job_id, size_bytes=size, audio=info.as_dict())
-        log.info("source {} ok: {} bytes, {:.2f}s of {} audio, {} Hz, {} channel(s)", location.uri, size, info.duration_s, info.codec, info.sample_rate, info.channels)
+        log.info("source {} ok: {} bytes, {:.2f}s of {} audio, {} Hz, {} channel(s) (download {:.2f}s, probe {:.2f}s)", location.uri, size,
+                 info.duration_s, info.codec, info.sample_rate, info.channels, probe_started - fetch_started, probe_done - probe_started)
     return {"job_id": job_id, "source": location.uri, **checked, "duration_s": info.duration_s, "size_bytes": size}
 
 
