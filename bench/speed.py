@@ -14,7 +14,7 @@ whole-file runs pay no decoding). Each repeat measures, one after another on the
               COMPLETED (`finished_at`, written by the publish task); the batch's 20 runs triggered at once.
 
   lanes only  the pipeline's whisper work without Airflow: the files chunked and batched as the chunk step
-              does, each batch through the pipeline's runner (a whisper-cli process per chunk) with its threads and flags, as many at
+              does, each batch one whisper-cli process with the pipeline's threads and flags, as many at
               once as the pool has slots: the floor any orchestration of these chunks can reach.
 
 Once, after the repeats: `airflow dags test` (dag.test(): no scheduler, tasks one after another in one

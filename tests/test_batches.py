@@ -1,4 +1,4 @@
-"""How a job's chunks are grouped into transcription batches (one mapped task each)."""
+"""How a job's chunks are grouped into transcription batches (one mapped task and one whisper-cli process each)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Group a job's chunks into transcription batches: one mapped `transcribe` task each.
+"""Group a job's chunks into transcription batches: one mapped `transcribe` task (one whisper-cli process) each.
 
 Why batches and not one task per chunk (measured, README "Speed"): an Airflow task costs about a second of
-scheduling and start-up, while a chunk of speech costs 1.5-3 s of
+scheduling and start-up and a whisper-cli process a model load, while a chunk of speech costs 1.5-3 s of
 whisper on one thread; a task per 30 s chunk spends a third of the machine on orchestration. So a job
 gets as many batches as there are whisper slots to keep busy (`lanes`), split further only to keep each
 batch at most `max_s` of speech (bounded task time) in whole rounds of `lanes`, and never split into batches shorter
@@ -26,8 +26,9 @@ def batch_count(speech_s: float, audible_chunks: int, *, lanes: int, max_s: floa
 
 def plan_batches(chunks: list[dict], *, lanes: int, max_s: float, min_s: float) -> list[list[dict]]:
     """Deal chunks (dicts with `index`, `duration_s` and `silent`) out to batches of about equal speech, longest
-    chunk first, each to the batch with the least speech so far (LPT: on the 10-minute benchmark recording the
-    slower of two batches took 80.4 s of whisper instead of 82.5 s dealing in recording order). A silent chunk
+    chunk first, each to the batch with the least speech so far (LPT: with the whisper time of each chunk of the
+    10-minute benchmark recording alone, the slower of two batches 80.4 s against 82.5 s dealing in recording
+    order). A silent chunk
     weighs nothing (it is not sent to whisper). Chunks are in recording order inside a batch."""
     if not chunks:
         return []

@@ -162,7 +162,7 @@ def chunk_result_uri(job: dict, index: int, settings: Settings) -> str:
 
 
 def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, attempt: int = 1, worker: str = "") -> dict:
-    """Transcribe one batch of chunks (a whisper-cli process each, one after another) and store each chunk's segments (times
+    """Transcribe one batch of chunks with one whisper-cli process and store each chunk's segments (times
     relative to the chunk) in the work folder as soon as whisper-cli finishes it.
 
     A retry keeps the chunks an earlier try finished (their results are in the work folder). A chunk the

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import tempfile
@@ -118,85 +117,69 @@ def transcribe_many(
     timeout_s: float,
     extra_args: tuple[str, ...] = (),
     on_result: Callable[[int, WhisperRun], None],
+    poll_s: float = 0.2,
     nice: int = 0,
 ) -> ProcessStats:
-    """Transcribe several WAVs one after another, one whisper-cli process each; `on_result(i, run)` as soon as
-    file i is done (while file i+1 is already being transcribed), so a caller can store and count each result
-    and a retry need not redo it. `timeout_s` bounds the whole call.
+    """Transcribe several WAVs with one whisper-cli process (the model is loaded once).
 
-    Why a process per file: whisper-cli given several files keeps decoder state from one file to the next
-    (measured: the same chunk three times in one process gave three different transcripts; the first equals
-    a process of its own), so a chunk's text would depend on which chunks ran before it in its batch and on
-    where a retry resumed. A process costs a model load (base: 0.15 s of CPU from the page cache).
-    Raises WhisperFailed / WhisperTimeout (transient) when a process does not finish well; results delivered
-    before that stay delivered. `nice` > 0 lowers each process's CPU priority by that much (STT_WHISPER_NICE).
-    Returns the processes' summed wall and CPU seconds and their peak resident memory.
+    whisper-cli carries some decoder state from one input file to the next (not the text context: `no_context`
+    is its default): a file's transcript can differ from what a process of its own would give (README, "Speed":
+    measured, a process per file was slower and less accurate, so files share one). It writes file i's JSON before starting file
+    i+1: `on_result(i, run)` is called as soon as file i's JSON is complete (polled every `poll_s`), so a
+    caller can store and count each result while the rest is still being decoded and a retry need not redo it. `WhisperRun.seconds` of a file is the time since the previous file was done.
+    Raises WhisperFailed / WhisperTimeout (transient) when the process does not finish well; results delivered
+    before that stay delivered. `nice` > 0 lowers the process's CPU priority by that much (STT_WHISPER_NICE).
     """
     check_installation(cli, model_path)
-    deadline = time.monotonic() + timeout_s
-    seconds = cpu_s = peak_rss_mb = 0.0
-    finished: tuple[int, WhisperRun] | None = None
-    for i, wav in enumerate(wavs):
-        with _WhisperProcess(wav, cli=cli, model_path=model_path, language=language, threads=threads, extra_args=extra_args, nice=nice) as proc:
-            if finished:
-                on_result(*finished)
-            run, stats = proc.result(deadline - time.monotonic(), timeout_s)
-        seconds, cpu_s, peak_rss_mb = seconds + stats.seconds, cpu_s + stats.cpu_s, max(peak_rss_mb, stats.peak_rss_mb)
-        finished = (i, run)
-    if finished:
-        on_result(*finished)
-    return ProcessStats(seconds=seconds, cpu_s=round(cpu_s, 3), peak_rss_mb=peak_rss_mb)
+    outputs = [wav.with_suffix("") for wav in wavs]
+    for out in outputs:
+        out.with_suffix(".json").unlink(missing_ok=True)
+    cmd = [str(cli), "-m", str(model_path), "-l", language, "-t", str(threads), "-ojf", "-np", *extra_args]
+    for wav, out in zip(wavs, outputs):
+        cmd += ["-f", str(wav), "-of", str(out)]
+    logger.debug("running {}", " ".join(cmd))
+    names = wavs[0].name if len(wavs) == 1 else f"{len(wavs)} files ({wavs[0].name} … {wavs[-1].name})"
+    with tempfile.TemporaryFile() as stderr:
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        if nice > 0:  # before whisper-cli has loaded its model, so its compute threads inherit the priority
+            os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
+        delivered, last_done = 0, started
+        status, usage = 0, None
 
+        def deliver(final: bool) -> None:
+            """Hand over every finished file in order: one whose JSON is complete (it parses)."""
+            nonlocal delivered, last_done
+            while delivered < len(outputs):
+                out_json = outputs[delivered].with_suffix(".json")
+                try:
+                    run = parse_output(out_json.read_bytes(), time.monotonic() - last_done)
+                except (FileNotFoundError, WhisperFailed):
+                    if final:
+                        raise WhisperFailed(f"whisper-cli wrote no complete JSON for {wavs[delivered].name}") from None
+                    return
+                on_result(delivered, run)
+                delivered, last_done = delivered + 1, time.monotonic()
 
-class _WhisperProcess:
-    """One whisper-cli process on one WAV, started on entering the block and killed if the block is left
-    before `result()` saw it exit."""
-
-    def __init__(self, wav: Path, *, cli: Path, model_path: Path, language: str, threads: int, extra_args: tuple[str, ...], nice: int):
-        self.wav, self.out = wav, wav.with_suffix("")
-        self.cmd = [str(cli), "-m", str(model_path), "-l", language, "-t", str(threads), "-ojf", "-np", *extra_args,
-                    "-f", str(wav), "-of", str(self.out)]
-        self.nice = nice
-
-    def __enter__(self) -> "_WhisperProcess":
-        self.out.with_suffix(".json").unlink(missing_ok=True)
-        logger.debug("running {}", " ".join(self.cmd))
-        self.stderr = tempfile.TemporaryFile()
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=self.stderr, start_new_session=True)
-        if self.nice > 0:  # before whisper-cli has loaded its model, so its compute threads inherit the priority
-            os.setpriority(os.PRIO_PROCESS, self.proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.proc.returncode is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.stderr.close()
-
-    def result(self, timeout_s: float, batch_timeout_s: float) -> tuple[WhisperRun, ProcessStats]:
-        """Wait for the exit (without polling), then its parsed JSON and what the process cost."""
-        pidfd = os.pidfd_open(self.proc.pid)
-        try:
-            exited = select.select([pidfd], [], [], max(timeout_s, 0.0))[0]
-        finally:
-            os.close(pidfd)
-        if not exited:
-            raise WhisperTimeout(f"whisper-cli did not finish within {batch_timeout_s:.0f}s on {self.wav.name}")
-        _, status, usage = os.wait4(self.proc.pid, 0)
-        self.proc.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.monotonic() - self.started
-        if self.proc.returncode != 0:
-            self.stderr.seek(0)
-            tail = " | ".join(self.stderr.read().decode(errors="replace").strip().splitlines()[-3:])
-            how = f"was killed by signal {-self.proc.returncode}" if self.proc.returncode < 0 else f"exited with {self.proc.returncode}"
-            raise WhisperFailed(f"whisper-cli {how} on {self.wav.name}: {tail or 'no output'}")
-        try:
-            raw = self.out.with_suffix(".json").read_bytes()
-        except FileNotFoundError:
-            raise WhisperFailed(f"whisper-cli wrote no JSON for {self.wav.name}") from None
-        stats = ProcessStats(seconds=seconds, cpu_s=round(usage.ru_utime + usage.ru_stime, 3), peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
-        return parse_output(raw, seconds), stats
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() - started > timeout_s:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise WhisperTimeout(f"whisper-cli did not finish within {timeout_s:.0f}s on {names}")
+            deliver(final=False)
+            time.sleep(poll_s)
+        seconds = time.monotonic() - started
+        if proc.returncode != 0:
+            stderr.seek(0)
+            tail = " | ".join(stderr.read().decode(errors="replace").strip().splitlines()[-3:])
+            how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with {proc.returncode}"
+            raise WhisperFailed(f"whisper-cli {how} on {names}: {tail or 'no output'}")
+        deliver(final=True)
+    return ProcessStats(seconds=seconds, cpu_s=round(usage.ru_utime + usage.ru_stime, 3), peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
 
 
 def parse_output(raw: bytes, seconds: float = 0.0) -> WhisperRun:
