@@ -69,8 +69,8 @@ def assert_jfk_times(tmp_path, times, jobs, job_id):
 
 
 def test_whisper_killed_mid_batch_is_retried_and_keeps_finished_chunks(run_transcribe, jobs, jfk_three_times, tmp_path, monkeypatch):
-    """Three or more chunks in one batch; the whisper-cli process of the second chunk is killed once the first
-    chunk is stored: the retry transcribes only the other two."""
+    """Three or more chunks in one batch (one whisper-cli process); whisper is killed once the first chunk is stored:
+    the retry transcribes only the other two."""
     for name, value in {"STT_CHUNK_SECONDS": "11", "STT_CHUNK_MIN_S": "6", "STT_CHUNK_MAX_S": "12"}.items():
         monkeypatch.setenv(name, value)
     killed = []
@@ -79,7 +79,7 @@ def test_whisper_killed_mid_batch_is_retried_and_keeps_finished_chunks(run_trans
         doc = jobs.find_one({"_id": "fault-kill"}, {"chunks": 1}) or {}
         return (doc.get("chunks") or {}).get("0", {}).get("status") == "COMPLETED"
 
-    def kill_whisper():  # the next chunk's process may not have started yet
+    def kill_whisper():  # until the process is found
         deadline = time.monotonic() + 30
         while not killed and time.monotonic() < deadline:
             for proc in psutil.process_iter(["name", "cmdline"]):

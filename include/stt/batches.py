@@ -28,8 +28,7 @@ def plan_batches(chunks: list[dict], *, lanes: int, max_s: float, min_s: float) 
     """Deal chunks (dicts with `index`, `duration_s` and `silent`) out to batches of about equal speech, longest
     chunk first, each to the batch with the least speech so far (LPT: with the whisper time of each chunk of the
     10-minute benchmark recording alone, the slower of two batches 80.4 s against 82.5 s dealing in recording
-    order). A silent chunk
-    weighs nothing (it is not sent to whisper). Chunks are in recording order inside a batch."""
+    order). A silent chunk weighs nothing (it is not sent to whisper). Chunks are in recording order inside a batch."""
     if not chunks:
         return []
     weights = [0.0 if c.get("silent") else float(c["duration_s"]) for c in chunks]
