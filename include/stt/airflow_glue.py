@@ -102,7 +102,7 @@ def runs_task_processes(argv: list[str], executor: str) -> bool:
 
 def preload_task_modules() -> float:
     """Import once what every task of ours imports, in a process that forks task processes, so each task inherits
-    it instead of importing it again: the pipeline and what its steps import (numpy, pydub), the Mongo hook,
+    it instead of importing it again: the pipeline and what its steps import (numpy with numpy.ma, pydub), the Mongo hook,
     Airflow's object-storage filesystems (botocore and aiobotocore, even for file://), the task decorators and
     Python operator the DAG file is parsed with, and the providers' asset URI handlers the task runtime looks up.
     Returns the CPU-seconds it took."""
@@ -115,6 +115,7 @@ def preload_task_modules() -> float:
     import airflow.sdk.lineage  # noqa: F401
     import jinja2.ext  # noqa: F401
     import numpy  # noqa: F401
+    import numpy.ma  # noqa: F401  (numpy imports it lazily on the chunk step's first percentile)
     import pydub  # noqa: F401
     from airflow.providers.mongo.hooks.mongo import MongoHook  # noqa: F401
     from airflow.providers.standard.decorators.python import python_task  # noqa: F401
