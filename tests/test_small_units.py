@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from stt.airflow_glue import job_id_for, runs_task_processes
+from stt.airflow_settings import sqlite_lock_timeout
 from stt.errors import InvalidAudio, SourceNotFound, WhisperFailed, error_code
 from stt.log import mask_secrets
 from stt.whisper import parse_output, whisper_language
@@ -105,6 +106,13 @@ def test_only_a_scheduler_with_local_executor_preloads_task_modules():
     assert not runs_task_processes(["airflow", "scheduler"], "CeleryExecutor")
     for command in ("api-server", "dag-processor", "triggerer", "standalone", "celery"):
         assert not runs_task_processes(["airflow", command], "LocalExecutor")
+
+
+def test_only_the_api_server_waits_briefly_for_the_sqlite_lock():
+    """The API server can wait on itself for the lock (audit-log commit in its event loop): it gives up after 3 s."""
+    assert sqlite_lock_timeout(["airflow", "api-server", "--port", "8080"]) == 3.0
+    for command in ("scheduler", "dag-processor", "triggerer", "standalone"):
+        assert sqlite_lock_timeout(["airflow", command]) == 30.0
 
 
 def test_preload_imports_what_tasks_need():

@@ -267,3 +267,23 @@ def test_event_driven_path_and_schedule_together_give_one_job_per_object(airflow
 
     run_ingest(client)
     assert len(ingest_jobs(jobs, EVENTS_INBOX)) == len(names), "the schedule claimed an object the events already had"
+
+
+def test_api_server_gives_up_on_a_held_sqlite_lock_after_seconds_not_half_a_minute(airflow):
+    """The API server's SQLite lock timeout is 3 s (stt.airflow_settings): an audited REST call (unpause) made while
+    another connection holds the write lock answers HTTP 500 after a few seconds instead of waiting for the lock,
+    as a REST call caught in the audit-log deadlock does; once the lock is free the call goes through."""
+    import sqlite3
+
+    stack, client = airflow
+    holder = sqlite3.connect(stack.home / "airflow.db", timeout=30, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, held until the ROLLBACK below
+        started = time.monotonic()
+        held = client._http.request("PATCH", "/api/v2/dags/stt_transcribe", json={"is_paused": False}, timeout=60)
+        waited = time.monotonic() - started
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    assert held.status_code == 500 and waited < 10, (held.status_code, round(waited, 1), held.text[:300])
+    assert client.unpause("stt_transcribe")["is_paused"] is False
