@@ -10,6 +10,7 @@ import os
 import socket
 from datetime import timedelta
 
+from stt.airflow_settings import airflow_command
 from stt.config import LANGUAGES, Settings
 from stt.errors import error_code
 from stt.formats import FORMATS
@@ -97,7 +98,7 @@ def start_transcriptions(requests):
 def runs_task_processes(argv: list[str], executor: str) -> bool:
     """Whether this Airflow process forks task processes itself: `airflow scheduler` with a LocalExecutor
     (`airflow standalone` runs one); with Celery the tasks run on the workers."""
-    return argv[1:2] == ["scheduler"] and "LocalExecutor" in executor
+    return airflow_command(argv) == "scheduler" and "LocalExecutor" in executor
 
 
 def preload_task_modules() -> float:

@@ -15,9 +15,14 @@ SQLITE_LOCK_TIMEOUT_S = 30.0
 API_SERVER_SQLITE_LOCK_TIMEOUT_S = 3.0
 
 
+def airflow_command(argv: list[str]) -> str:
+    """The Airflow command this process runs (`scheduler` for `airflow scheduler …`), "" when there is none."""
+    return argv[1] if len(argv) > 1 else ""
+
+
 def sqlite_lock_timeout(argv: list[str]) -> float:
     """The lock timeout for this Airflow process (`airflow api-server …` or any other command)."""
-    return API_SERVER_SQLITE_LOCK_TIMEOUT_S if argv[1:2] == ["api-server"] else SQLITE_LOCK_TIMEOUT_S
+    return API_SERVER_SQLITE_LOCK_TIMEOUT_S if airflow_command(argv) == "api-server" else SQLITE_LOCK_TIMEOUT_S
 
 
 # [database] sql_alchemy_connect_args for the local SQLite metadata database.

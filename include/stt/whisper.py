@@ -124,9 +124,10 @@ def transcribe_many(
 
     whisper-cli carries some decoder state from one input file to the next (not the text context: `no_context`
     is its default): a file's transcript can differ from what a process of its own would give (README, "Speed":
-    measured, a process per file was slower and less accurate, so files share one). It writes file i's JSON before starting file
-    i+1: `on_result(i, run)` is called as soon as file i's JSON is complete (polled every `poll_s`), so a
-    caller can store and count each result while the rest is still being decoded and a retry need not redo it. `WhisperRun.seconds` of a file is the time since the previous file was done.
+    measured, a process per file was slower and less accurate, so files share one). It writes file i's JSON
+    before starting file i+1: `on_result(i, run)` is called as soon as file i's JSON is complete (polled every
+    `poll_s`), so a caller can store and count each result while the rest is still being decoded and a retry
+    need not redo it. `WhisperRun.seconds` of a file is the time since the previous file was done.
     Raises WhisperFailed / WhisperTimeout (transient) when the process does not finish well; results delivered
     before that stay delivered. `nice` > 0 lowers the process's CPU priority by that much (STT_WHISPER_NICE).
     """
