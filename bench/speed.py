@@ -8,7 +8,8 @@ whole-file runs pay no decoding). Each repeat measures, one after another on the
 
   whole-file  whisper-cli on each file with the same model and all cores (`-t <cores>`), writing
               txt, srt, vtt and json; the batch's files one after another. Airflow is paused (SIGSTOP)
-              meanwhile, so it takes nothing from these runs.
+              meanwhile, so it takes nothing from these runs. The long recording once more with the pipeline's
+              own decoding flags added (DTW word timing): the like-for-like figure.
   pipeline    stt_transcribe under a real scheduler (`airflow standalone`: LocalExecutor, SQLite), files
               in a local storage folder, jobs in nx-27017: from the REST trigger to the job document's
               COMPLETED (`finished_at`, written by the publish task); the batch's 20 runs triggered at once.
@@ -135,11 +136,12 @@ def run_whisper_cli(args: list[str]) -> dict:
     return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
-def whole_file(wav: Path, settings: Settings, model: str, threads: int, out_dir: Path) -> dict:
-    """whisper-cli on a whole file, as a user would run it: the four output formats, default decoding."""
+def whole_file(wav: Path, settings: Settings, model: str, threads: int, out_dir: Path, extra_args: tuple[str, ...] = ()) -> dict:
+    """whisper-cli on a whole file, as a user would run it: the four output formats, default decoding (or
+    `extra_args` on top: the pipeline's own decoding flags, for the like-for-like figure)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     return run_whisper_cli([str(settings.whisper_cli), "-m", str(settings.model_path(model)), "-f", str(wav), "-l", "en",
-                            "-t", str(threads), "-otxt", "-osrt", "-ovtt", "-oj", "-of", str(out_dir / wav.stem)])
+                            "-t", str(threads), "-otxt", "-osrt", "-ovtt", "-oj", "-of", str(out_dir / wav.stem), *extra_args])
 
 
 def cut(wav: Path, start_s: float, end_s: float, dest: Path) -> Path:
@@ -338,15 +340,19 @@ def summarise(repeats: list[dict], extra: dict) -> dict:
     task_unique = max(r["long"]["pipeline"]["whisper_rss_mb_max"] + r["long"]["pipeline"]["task_uss_mb_max"] for r in repeats)
     floor_long = [r["long"]["whisper_lanes"]["wall_s"] / r["long"]["whole_file"]["wall_s"] for r in repeats]
     floor_batch = [r["batch"]["whisper_lanes"]["wall_s"] / r["batch"]["whole_file"]["wall_s"] for r in repeats]
+    same = [r["long"]["pipeline"]["wall_s"] / r["long"]["whole_file_same_decoding"]["wall_s"] for r in repeats]
+    floor_same = [r["long"]["whisper_lanes"]["wall_s"] / r["long"]["whole_file_same_decoding"]["wall_s"] for r in repeats]
     return {
         "long_ratio": round(statistics.median(long_ratio), 3),
         "batch_ratio": round(statistics.median(batch_ratio), 3),
+        "long_ratio_same_decoding": round(statistics.median(same), 3),
         "whisper_floor_long_ratio": round(statistics.median(floor_long), 3),
         "whisper_floor_batch_ratio": round(statistics.median(floor_batch), 3),
         "overhead_s_per_file": round(statistics.median(overhead_batch), 3),
         "peak_rss_ratio": round(task_peak / extra["memory_alone"]["peak_rss_mb"], 3),
         "peak_rss_ratio_unique": round(task_unique / extra["memory_alone"]["peak_rss_mb"], 3),
-        "spread": {"long_ratio": spread(long_ratio), "batch_ratio": spread(batch_ratio),
+        "spread": {"long_ratio": spread(long_ratio), "batch_ratio": spread(batch_ratio), "long_ratio_same_decoding": spread(same),
+                   "whisper_floor_long_ratio_same_decoding": spread(floor_same),
                    "whisper_floor_long_ratio": spread(floor_long), "whisper_floor_batch_ratio": spread(floor_batch),
                    "overhead_s_per_file": spread(overhead_batch), "overhead_s_long_file": spread(overhead_long)},
         "peak_rss_mb": {"whisper_task": task_peak, "whisper_task_unique": task_unique, "whisper_cli_alone": extra["memory_alone"]["peak_rss_mb"]},
@@ -367,6 +373,9 @@ def table(report: dict) -> str:
         f"long_ratio (median)           {report['long_ratio']:.3f}   [{s['long_ratio']['min']:.3f}-{s['long_ratio']['max']:.3f}]   target ≤ 0.85",
         f"batch_ratio (median)          {report['batch_ratio']:.3f}   [{s['batch_ratio']['min']:.3f}-{s['batch_ratio']['max']:.3f}]   target ≤ 1.10",
         f"whisper floor (lanes only / whole-file, median): long {report['whisper_floor_long_ratio']:.3f}, batch {report['whisper_floor_batch_ratio']:.3f}",
+        f"long file against whole-file with the pipeline's decoding flags ({' '.join(report['repeats'][0]['long']['whole_file_same_decoding']['flags']) or 'none'}): "
+        f"{report['long_ratio_same_decoding']:.3f}   [{s['long_ratio_same_decoding']['min']:.3f}-{s['long_ratio_same_decoding']['max']:.3f}], "
+        f"floor {s['whisper_floor_long_ratio_same_decoding']['median']:.3f}",
         f"overhead_s_per_file (batch)   {report['overhead_s_per_file']:.2f} s  [{s['overhead_s_per_file']['min']:.2f}-{s['overhead_s_per_file']['max']:.2f}]   target ≤ 3 s",
         f"overhead, long file          {s['overhead_s_long_file']['median']:.2f} s  [{s['overhead_s_long_file']['min']:.2f}-{s['overhead_s_long_file']['max']:.2f}]",
         f"peak_rss_ratio                {report['peak_rss_ratio']:.3f}   (task {report['peak_rss_mb']['whisper_task']:.0f} MB: Python + whisper-cli; whisper-cli alone {report['peak_rss_mb']['whisper_cli_alone']:.0f} MB)   target ≤ 1.5",
@@ -416,6 +425,11 @@ def main(argv: list[str] | None = None) -> int:
                 with cpu_meter(rep["long"].setdefault("whole_file", {})):
                     rep["long"]["whole_file"].update(whole_file(long_wav, settings, args.model, cores, root / "whole"))
                 say(f"run {i + 1}: whole-file, long: {rep['long']['whole_file']['wall_s']:.1f} s")
+                flags = decode_args(args.model, settings.word_timing)
+                rep["long"]["whole_file_same_decoding"] = {"flags": list(flags),
+                                                           **whole_file(long_wav, settings, args.model, cores, root / "whole", flags)}
+                say(f"run {i + 1}: whole-file with the pipeline's decoding flags {' '.join(flags) or '(none)'}, long: "
+                    f"{rep['long']['whole_file_same_decoding']['wall_s']:.1f} s")
                 runs, meter = [], {}
                 with cpu_meter(meter):
                     runs = [whole_file(w, settings, args.model, cores, root / "whole") for w in batch]

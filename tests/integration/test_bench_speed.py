@@ -23,10 +23,12 @@ def test_bench_speed_runs_and_reports_every_figure(whisper_ready, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     table, _, raw = out.stdout.partition("\n{")
     report = json.loads("{" + raw)
-    for key in ("long_ratio", "batch_ratio", "overhead_s_per_file", "peak_rss_ratio", "whisper_floor_long_ratio"):
+    for key in ("long_ratio", "batch_ratio", "overhead_s_per_file", "peak_rss_ratio", "whisper_floor_long_ratio",
+                "long_ratio_same_decoding"):
         assert report[key] > 0, key
     run = report["repeats"][0]
     assert run["long"]["pipeline"]["jobs"] == 1 and run["batch"]["pipeline"]["jobs"] == 2
     assert run["long"]["pipeline"]["whisper_cpu_s_sum"] > 0 and run["batch"]["whisper_lanes"]["processes"] == 2
     assert report["dag_test"]["wall_s"] > 0
-    assert "long_ratio (median)" in table and "dag.test() floor" in table
+    assert run["long"]["whole_file_same_decoding"]["flags"][:2] == ["-dtw", "tiny.en"]
+    assert "long_ratio (median)" in table and "dag.test() floor" in table and "pipeline's decoding flags" in table
