@@ -426,8 +426,9 @@ def main(argv: list[str] | None = None) -> int:
                     rep["long"]["whole_file"].update(whole_file(long_wav, settings, args.model, cores, root / "whole"))
                 say(f"run {i + 1}: whole-file, long: {rep['long']['whole_file']['wall_s']:.1f} s")
                 flags = decode_args(args.model, settings.word_timing)
-                rep["long"]["whole_file_same_decoding"] = {"flags": list(flags),
-                                                           **whole_file(long_wav, settings, args.model, cores, root / "whole", flags)}
+                # no flags of its own (no DTW preset, or STT_WORD_TIMING=tokens): the default run already is like for like
+                same = whole_file(long_wav, settings, args.model, cores, root / "whole", flags) if flags else rep["long"]["whole_file"]
+                rep["long"]["whole_file_same_decoding"] = {"flags": list(flags), **same}
                 say(f"run {i + 1}: whole-file with the pipeline's decoding flags {' '.join(flags) or '(none)'}, long: "
                     f"{rep['long']['whole_file_same_decoding']['wall_s']:.1f} s")
                 runs, meter = [], {}
