@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,16 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from bench import texts
+from bench.speech import JFK_TEXT, JFK_WAV, SR, cache_root
 
-GENERATOR_VERSION = 2
-SR = 16000
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-JFK_TEXT = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("STT_CACHE_DIR") or Path.home() / ".cache" / "stt-pipeline")
+GENERATOR_VERSION = 3
 
 
 def corpus_dir() -> Path:
@@ -185,9 +177,8 @@ def build(force: bool = False) -> Path:
             write_wav(path, samples)
             entries.append({"name": name, "path": str(path), "language": language, "kind": kind,
                             "duration_s": round(len(samples) / SR, 3), **info})
-    jfk = SHARED / "jfk.wav"
-    if jfk.is_file():
-        entries.append({"name": "jfk", "path": str(jfk), "language": "en", "kind": "real speech (../shared)",
+    if JFK_WAV.is_file():
+        entries.append({"name": "jfk", "path": str(JFK_WAV), "language": "en", "kind": "real speech (whisper.cpp sample)",
                         "duration_s": 11.0, "reference": JFK_TEXT, "speech": [[0.3, 10.6]]})
     partial = manifest.with_suffix(".part")
     partial.write_text(json.dumps({"generator_version": GENERATOR_VERSION, "files": entries}, ensure_ascii=False, indent=1))
@@ -195,23 +186,9 @@ def build(force: bool = False) -> Path:
     return manifest
 
 
-DEV_SPEECH = SHARED / "dev-speech"
-
-
-def dev_speech_clips() -> list[np.ndarray]:
-    """The 72 real English clips of ../shared/data/dev-speech (16 kHz mono), decoded with ffmpeg."""
-    names = [line.split("\t")[0] for line in (DEV_SPEECH / "manifest.tsv").read_text().splitlines()[1:] if line.strip()]
-    clips = []
-    for name in names:
-        pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", str(DEV_SPEECH / name), "-f", "s16le", "-ac", "1", "-ar", str(SR), "-"],
-                             check=True, capture_output=True).stdout
-        clips.append(np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0)
-    return clips
-
-
 def real_speech(path: Path, seconds: float, seed: int, clips: list[np.ndarray]) -> Path:
-    """A recording of exactly `seconds` of real speech: the dev-speech clips in a shuffled order (again and
-    again), 0.3-1.0 s pauses between them, faint room tone; written once (the seed fixes the content)."""
+    """A recording of exactly `seconds` of real speech: `clips` (bench.speech.clips()) in a shuffled order (again
+    and again), 0.3-1.0 s pauses between them, faint room tone; written once (the seed fixes the content)."""
     if path.is_file():
         return path
     rng = np.random.default_rng(seed)

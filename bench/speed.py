@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.speed [--repeats 3] [--model base] [--json]
 
-Recordings: real English speech (the dev-speech clips of ../shared, shuffled, with pauses): one of
+Recordings: real English speech (the clips of bench/speech.py, shuffled, with pauses): one of
 10 minutes and a batch of 20 one-minute files, 16 kHz mono WAV (whisper-cli's own input format, so the
 whole-file runs pay no decoding). Each repeat measures, one after another on the idle machine:
 
@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import corpus
+from bench import corpus, speech
 from stt.config import REPO_ROOT, Settings
 from stt.jobs import as_utc
 from stt.devstack import STEPS_POOL, WHISPER_POOL, size_pools
@@ -54,7 +54,7 @@ from stt.localstack import AirflowStandalone, MongoServer, mongo_conn_uri
 from stt.whisper import decode_args
 
 LONG_S, BATCH_FILES, BATCH_FILE_S = 600.0, 20, 60.0
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 
 
 def say(message: str) -> None:
@@ -68,7 +68,7 @@ def recordings(long_s: float, batch_files: int, batch_file_s: float) -> tuple[Pa
     batch = [folder / f"batch-{batch_file_s:.0f}s-{i:02d}.wav" for i in range(batch_files)]
     if not long_path.is_file() or not all(p.is_file() for p in batch):
         say(f"generating the recordings in {folder}")
-        clips = corpus.dev_speech_clips()
+        clips = speech.clips()
         corpus.real_speech(long_path, long_s, 1000, clips)
         for i, path in enumerate(batch):
             corpus.real_speech(path, batch_file_s, 2000 + i, clips)

@@ -1,4 +1,4 @@
-"""Shared fixtures: a private Airflow home (SQLite), real local servers on free ports, the shared speech data."""
+"""Fixtures for every test: a private Airflow home (SQLite), real local servers on free ports, the speech samples."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-JFK_TEXT = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+sys.path.insert(0, str(REPO))  # bench/ (the speech samples) also under a bare `pytest`
+
+from bench.speech import JFK_MP3, JFK_TEXT, JFK_WAV  # noqa: E402,F401  (re-exported to the tests)
 
 # Airflow reads its configuration at import: point it at a private home before anything imports it.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="stt-test-airflow-"))
@@ -30,7 +31,7 @@ import pytest  # noqa: E402
 
 
 def normalise(text: str) -> str:
-    """Lower-case, drop punctuation, collapse spaces (the comparison shared/README.md prescribes)."""
+    """Lower-case, drop punctuation and apostrophes, collapse spaces: transcripts compared word for word."""
     return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split())
 
 

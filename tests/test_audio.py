@@ -6,13 +6,13 @@ import wave
 
 import pytest
 
-from conftest import SHARED
+from conftest import JFK_MP3, JFK_WAV
 from stt import audio
 from stt.errors import InvalidAudio
 
 
 def test_probe_real_speech():
-    info = audio.probe(SHARED / "jfk.mp3")
+    info = audio.probe(JFK_MP3)
     assert info.codec == "mp3" and 10.5 < info.duration_s < 11.5
 
 
@@ -29,7 +29,7 @@ def test_probe_refuses_non_audio(tmp_path, content, code):
 
 
 def test_decode_mp3_to_16k_mono(tmp_path):
-    out = audio.decode_to_wav(SHARED / "jfk.mp3", tmp_path / "jfk.wav", timeout_s=60)
+    out = audio.decode_to_wav(JFK_MP3, tmp_path / "jfk.wav", timeout_s=60)
     with wave.open(str(out)) as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
         assert 10.5 < wav.getnframes() / 16000 < 11.5
@@ -54,7 +54,7 @@ def test_fixed_plan_covers_everything_without_slivers(duration, chunk, expected)
 
 def test_cut_chunks_writes_the_planned_lengths(tmp_path):
     plans = audio.plan_fixed_chunks(11.0, 5.5)
-    files = audio.cut_chunks(SHARED / "jfk.wav", plans, tmp_path)
+    files = audio.cut_chunks(JFK_WAV, plans, tmp_path)
     for plan, path in zip(plans, files):
         with wave.open(str(path)) as wav:
             assert abs(wav.getnframes() / wav.getframerate() - plan.duration_s) < 0.01

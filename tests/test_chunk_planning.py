@@ -8,7 +8,7 @@ import pytest
 from pydub import AudioSegment
 from pydub.generators import WhiteNoise
 
-from conftest import SHARED
+from conftest import JFK_WAV
 from stt import audio
 
 KNOBS = {"target_s": 30.0, "min_s": 10.0, "max_s": 30.0, "overlap_s": 6.0}
@@ -122,7 +122,7 @@ def test_fixed_chunks_overlap_around_each_cut(duration, chunk, overlap, expected
 
 def test_silences_found_on_real_speech_are_real_pauses():
     """jfk.wav: the pauses found lie between the phrases, and a cut there never splits a word."""
-    decoded = audio.load(SHARED / "jfk.wav")
+    decoded = audio.load(JFK_WAV)
     levels = audio.frame_levels(decoded)
     assert len(levels) == math.ceil(len(decoded.raw_data) / 2 / 160)
     silences = audio.detect_silences(levels, audio.silence_threshold(levels, 35.0), 0.3)
@@ -133,7 +133,7 @@ def test_silences_found_on_real_speech_are_real_pauses():
 
 
 def test_plan_and_cut_a_recording_with_a_long_pause(tmp_path):
-    jfk = AudioSegment.from_wav(SHARED / "jfk.wav")
+    jfk = AudioSegment.from_wav(JFK_WAV)
     recording = jfk + AudioSegment.silent(duration=20_000, frame_rate=16000) + jfk + jfk
     plan = audio.plan_chunks(recording, "silence", **KNOBS, min_silence_s=0.3, below_speech_db=35.0)
     assert_covers(plan.chunks, recording.duration_seconds)
@@ -161,7 +161,7 @@ def test_long_silences_are_shortened_inside_chunks():
 
 def test_vad_planning_cuts_between_speech_spans_and_keeps_their_times():
     """`vad` chunking with the speech spans whisper.cpp's Silero VAD reports (here given directly)."""
-    recording = AudioSegment.from_wav(SHARED / "jfk.wav") * 6  # 66 s
+    recording = AudioSegment.from_wav(JFK_WAV) * 6  # 66 s
     speech = [(0.3, 10.6), (11.3, 21.6), (22.3, 32.6), (33.3, 43.6), (44.3, 54.6), (55.3, 65.6)]
     plan = audio.plan_chunks(recording, "vad", **KNOBS, min_silence_s=0.3, below_speech_db=35.0, keep_silence_s=1.0, vad=lambda: speech)
     assert plan.method == "vad" and plan.silences[0] == (0.0, 0.3) and (10.6, 11.3) in plan.silences

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from pydub import AudioSegment
 
-from conftest import JFK_TEXT, SHARED, normalise
+from conftest import JFK_MP3, JFK_TEXT, JFK_WAV, normalise
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ def assert_completed(jobs, job_id, *, language="en"):
 def test_s3_wav_tiny_en(run_transcribe, s3_server, jobs):
     s3 = s3_server.client()
     s3.create_bucket(Bucket="recordings")
-    s3.upload_file(str(SHARED / "jfk.wav"), "recordings", "inbox/jfk.wav")
+    s3.upload_file(str(JFK_WAV), "recordings", "inbox/jfk.wav")
 
     dag_run = run_transcribe(source="s3://recordings/inbox/jfk.wav", language="en", model="tiny.en", job_id="e2e-s3-wav")
 
@@ -48,7 +48,7 @@ def test_file_wav_two_chunks(run_transcribe, jobs, tmp_path, monkeypatch):
     """A local folder as storage, and a recording long enough for two mapped transcribe tasks."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    jfk = AudioSegment.from_wav(SHARED / "jfk.wav")
+    jfk = AudioSegment.from_wav(JFK_WAV)
     (jfk + jfk).export(inbox / "jfk twice.wav", format="wav")
     monkeypatch.setenv("STT_LOCAL_ROOT", str(tmp_path))
     monkeypatch.setenv("STT_CHUNK_SECONDS", str(len(jfk) / 1000))
@@ -71,7 +71,7 @@ def test_file_wav_two_chunks(run_transcribe, jobs, tmp_path, monkeypatch):
 def test_s3_mp3_base_auto_language(run_transcribe, s3_server, jobs):
     s3 = s3_server.client()
     s3.create_bucket(Bucket="podcasts")
-    s3.upload_file(str(SHARED / "jfk.mp3"), "podcasts", "inbox/jfk.mp3")
+    s3.upload_file(str(JFK_MP3), "podcasts", "inbox/jfk.mp3")
 
     dag_run = run_transcribe(source="s3://podcasts/inbox/jfk.mp3", language="auto", model="base", job_id="e2e-s3-mp3")
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from pydub import AudioSegment
 
-from conftest import JFK_TEXT, SHARED, normalise
+from conftest import JFK_TEXT, JFK_WAV, normalise
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +50,7 @@ def chunked(jobs, job_id):
 @pytest.fixture
 def jfk_three_times(tmp_path, monkeypatch):
     """33 s of speech in a local storage root (long enough for base to take a few seconds)."""
-    jfk = AudioSegment.from_wav(SHARED / "jfk.wav")
+    jfk = AudioSegment.from_wav(JFK_WAV)
     (tmp_path / "inbox").mkdir()
     path = tmp_path / "inbox" / "jfk x3.wav"
     (jfk + jfk + jfk).export(path, format="wav")
@@ -125,7 +125,7 @@ def test_mongo_down_during_a_run_then_back(run_transcribe, jobs, mongo_server, j
 def test_s3_unreachable_for_a_while_then_back(run_transcribe, jobs, s3_server):
     s3 = s3_server.client()
     s3.create_bucket(Bucket="flaky")
-    jfk = AudioSegment.from_wav(SHARED / "jfk.wav")
+    jfk = AudioSegment.from_wav(JFK_WAV)
     (jfk + jfk + jfk).export("/tmp/stt-fault-s3.wav", format="wav")
     s3.upload_file("/tmp/stt-fault-s3.wav", "flaky", "inbox/jfk x3.wav")
 
@@ -151,7 +151,7 @@ def test_s3_unreachable_for_a_while_then_back(run_transcribe, jobs, s3_server):
 def test_retries_exhausted_fail_the_job_with_the_last_error(run_transcribe, jobs, tmp_path, monkeypatch):
     """whisper-cli never finishes in time: every try times out, backoff grows to the cap, the job ends FAILED."""
     (tmp_path / "inbox").mkdir()
-    AudioSegment.from_wav(SHARED / "jfk.wav").export(tmp_path / "inbox" / "jfk.wav", format="wav")
+    AudioSegment.from_wav(JFK_WAV).export(tmp_path / "inbox" / "jfk.wav", format="wav")
     monkeypatch.setenv("STT_WHISPER_TIMEOUT_MIN_S", "0.05")
     monkeypatch.setenv("STT_WHISPER_TIMEOUT_FACTOR", "0")
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import httpx
 
+from bench.speech import JFK_WAV
 from stt.localstack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-JFK_WAV = REPO.parent / "shared" / "data" / "jfk.wav"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 ADMIN_USER = "admin"

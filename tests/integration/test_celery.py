@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import JFK_TEXT, SHARED, normalise
+from conftest import JFK_MP3, JFK_TEXT, JFK_WAV, normalise
 from integration.conftest import CeleryStack, padded_jfk
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ def recordings(s3_server, tmp_path_factory) -> dict[str, str]:
     s3 = s3_server.client()
     s3.create_bucket(Bucket=BUCKET)
     expected = {}
-    for job_id, local in (("celery-short-1", SHARED / "jfk.wav"), ("celery-short-2", SHARED / "jfk.mp3"),
+    for job_id, local in (("celery-short-1", JFK_WAV), ("celery-short-2", JFK_MP3),
                           ("celery-long-1", folder / "jfk-long.wav"), ("celery-long-2", folder / "jfk-long.wav")):
         s3.upload_file(str(local), BUCKET, f"inbox/{job_id}{local.suffix}")
         repeats = REPEATS_OF_LONG_FILE if "long" in job_id else 1

@@ -17,7 +17,7 @@ import pytest
 from pydub import AudioSegment
 
 import bad_inputs
-from conftest import JFK_TEXT, SHARED, normalise
+from conftest import JFK_MP3, JFK_TEXT, JFK_WAV, normalise
 from stt.localstack import AirflowStandalone
 
 pytestmark = pytest.mark.integration
@@ -107,7 +107,7 @@ def test_thirty_objects_become_thirty_jobs_exactly_once(airflow, s3_server, jobs
     s3 = s3_server.client()
     names = []
     for i in range(30):
-        source = SHARED / ("jfk.wav" if i % 2 == 0 else "jfk.mp3")
+        source = JFK_WAV if i % 2 == 0 else JFK_MP3
         name = [f"call {i:02d}.{source.suffix[1:]}", f"lecture é ü {i:02d}{source.suffix}", f"podcasts/ep #{i:02d}{source.suffix}"][i % 3]
         s3.upload_file(str(source), BUCKET, f"inbox/{name}")
         names.append(name)
@@ -129,7 +129,7 @@ def test_thirty_objects_become_thirty_jobs_exactly_once(airflow, s3_server, jobs
     run_ingest(client)
     assert len(ingest_jobs(jobs)) == 30, "an unchanged object was claimed twice"
 
-    jfk = AudioSegment.from_wav(SHARED / "jfk.wav")
+    jfk = AudioSegment.from_wav(JFK_WAV)
     tmp = stack.home / "changed.wav"
     (jfk + jfk).export(tmp, format="wav")
     s3.upload_file(str(tmp), BUCKET, f"inbox/{names[0]}")
@@ -145,7 +145,7 @@ def test_thirty_objects_become_thirty_jobs_exactly_once(airflow, s3_server, jobs
 
 def test_rest_trigger_with_token_and_priority(airflow, s3_server, jobs):
     stack, _ = airflow
-    s3_server.client().upload_file(str(SHARED / "jfk.wav"), BUCKET, "rest/jfk.wav")
+    s3_server.client().upload_file(str(JFK_WAV), BUCKET, "rest/jfk.wav")
     token = httpx.post(f"{stack.url}/auth/token", json={"username": "admin", "password": stack.admin_password()}).json()["access_token"]
     api = httpx.Client(base_url=f"{stack.url}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
@@ -186,7 +186,7 @@ def test_cli_submit_wait_prints_the_transcript(airflow, s3_server, mongo_server,
     env = {**os.environ, "STT_AIRFLOW_URL": stack.url, "STT_AIRFLOW_PASSWORD": stack.admin_password(),
            "STT_MONGO_URL": mongo_server.url, "STT_UPLOAD_URI": f"s3://{BUCKET}/cli/", "STT_HOME": str(tmp_path)}
     cli = [sys.executable, "-m", "stt.cli"]
-    out = subprocess.run([*cli, "submit", str(SHARED / "jfk.mp3"), "--language", "en", "--model", "tiny.en", "--wait"],
+    out = subprocess.run([*cli, "submit", str(JFK_MP3), "--language", "en", "--model", "tiny.en", "--wait"],
                          env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -216,7 +216,7 @@ def test_bad_inputs_fail_fast_with_their_reason_beside_good_jobs(airflow, s3_ser
     for name in expected:
         s3.upload_file(str(tmp_path / "corpus" / name), BUCKET, f"bad-inputs/{name}")
     run_ingest(client)
-    s3.upload_file(str(SHARED / "jfk.wav"), BUCKET, "params/jfk.wav")
+    s3.upload_file(str(JFK_WAV), BUCKET, "params/jfk.wav")
     by_rest = {  # sources outside the bad-inputs inbox, so the ingest does not see them
         "bad-escape": ({"source": f"s3://{BUCKET}/params/../../etc/passwd"}, "INVALID_SOURCE"),
         "bad-model": ({"source": f"s3://{BUCKET}/params/jfk.wav", "model": "large-v9"}, "MODEL_NOT_FOUND"),
@@ -256,7 +256,7 @@ def test_event_driven_path_and_schedule_together_give_one_job_per_object(airflow
     s3 = s3_server.client()
     names = ["event one.wav", "event ü two.mp3", "nested/event three.wav"]
     for name in names:
-        s3.upload_file(str(SHARED / ("jfk.mp3" if name.endswith(".mp3") else "jfk.wav")), BUCKET, f"events/{name}")
+        s3.upload_file(str(JFK_MP3 if name.endswith(".mp3") else JFK_WAV), BUCKET, f"events/{name}")
 
     docs = wait_jobs_done(jobs, len(names), timeout_s=300, prefix=EVENTS_INBOX)
     assert sorted(d["source"] for d in docs) == sorted(f"{EVENTS_INBOX}{n}" for n in names)
