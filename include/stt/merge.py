@@ -16,7 +16,7 @@ from collections import Counter
 
 REPEAT_LIMIT = 3  # an n-gram said more than this many times in a row is a decoding loop: keep one copy
 MAX_NGRAM = 12
-ALIGN_MARGIN_S = 1.0  # overlap words are searched this far beyond the shared span
+ALIGN_MARGIN_S = 1.0  # overlap words are searched this far beyond the overlap
 ALIGN_TIME_S = 1.5  # two copies of one word are at most this far apart in time
 MIN_SPEECH_S = 0.1  # a word with less than this outside silence lies in silence...
 WORD_SLACK_S = 0.2  # ...its times widened by this much (DTW word times are approximate)
@@ -110,16 +110,16 @@ def _rebuild(seg: dict, words: list[dict]) -> dict | None:
             "end": words[-1]["end"] if seg["timed"] else seg["end"]}
 
 
-def splice(left: list[dict], right: list[dict], shared: tuple[float, float]) -> tuple[list[dict], list[dict], dict]:
-    """Join two chunks that both transcribed `shared` (recording seconds): keep one copy of its words.
+def splice(left: list[dict], right: list[dict], overlap: tuple[float, float]) -> tuple[list[dict], list[dict], dict]:
+    """Join two chunks that both transcribed `overlap` (recording seconds): keep one copy of its words.
 
-    The words around the shared span are aligned by text (difflib on normalised words, pairs at most
-    ALIGN_TIME_S apart); the join is made at the aligned word nearest the middle of the span — far from
+    The words around the overlap are aligned by text (difflib on normalised words, pairs at most
+    ALIGN_TIME_S apart); the join is made at the aligned word nearest the middle of the overlap — far from
     both chunks' edges, where a word cut in half is misheard — preferring words inside a run of two or
     more agreeing words. Left keeps its words up to and including that word, right its words after it.
     Without any agreeing word (nothing said there, or the two disagree), the join is at the middle.
     """
-    o0, o1 = shared
+    o0, o1 = overlap
     centre = (o0 + o1) / 2
     lw = [(si, wi, w) for si, seg in enumerate(left) for wi, w in enumerate(seg["words"]) if w["end"] > o0 - ALIGN_MARGIN_S]
     rw = [(si, wi, w) for si, seg in enumerate(right) for wi, w in enumerate(seg["words"]) if w["start"] < o1 + ALIGN_MARGIN_S]
