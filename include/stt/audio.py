@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stt import procs
 from stt.errors import InvalidAudio, TransientError
 
 if TYPE_CHECKING:  # numpy and pydub are imported where used: DAG parsing imports this module
@@ -61,9 +62,24 @@ class ChunkPlan:
         return {**asdict(self), "pieces": [list(p) for p in self.spans]}
 
 
+# ffmpeg and ffprobe read plain local files only: no network or other protocols, and only media demuxers, so a
+# crafted file (an HLS playlist, a concat list, an image sequence) cannot make them open anything else.
+PROTOCOL_WHITELIST = "file"
+FORMAT_WHITELIST = ",".join((
+    "wav", "w64", "mp3", "flac", "ogg", "matroska", "mov", "aac", "aiff", "amr", "amrnb", "amrwb", "asf", "avi", "caf",
+    "au", "wv", "ape", "mpeg", "mpegts", "flv", "dv", "voc", "rm", "tta", "dsf", "mpc", "mpc8", "ac3", "eac3", "dts", "truehd",
+))
+SAFE_INPUT = ("-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST)
+
+
+def _input(path: Path) -> str:
+    """A local path as ffmpeg input: with `file:` so no part of the name is read as a protocol."""
+    return f"file:{path}"
+
+
 def _run(cmd: list[str], timeout_s: float, what: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
+        return procs.run(cmd, timeout_s)
     except subprocess.TimeoutExpired as exc:
         raise TransientError(f"{what} took longer than {timeout_s:.0f}s", code="DECODE_TIMEOUT") from exc
 
@@ -73,12 +89,16 @@ def probe(path: Path, timeout_s: float = 60.0) -> AudioInfo:
     if path.stat().st_size == 0:
         raise InvalidAudio("the file is empty (0 bytes)", code="EMPTY_FILE")
     proc = _run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+        ["ffprobe", "-v", "error", *SAFE_INPUT, "-print_format", "json", "-show_format", "-show_streams", _input(path)],
         timeout_s,
         "ffprobe",
     )
     if proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no detail"]
+        log = proc.stderr.decode(errors="replace")
+        if "not on whitelist" in log:
+            raise InvalidAudio("the file is a playlist, file list or other container that refers to other files or protocols, "
+                               "not plain media: refused", code="UNSUPPORTED_CONTAINER")
+        detail = log.strip().splitlines()[-1:] or ["no detail"]
         raise InvalidAudio(f"not a readable audio file: {detail[0]}", code="UNREADABLE_AUDIO")
     info = json.loads(proc.stdout or b"{}")
     audio = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
@@ -107,21 +127,26 @@ def _first_number(*values) -> float | None:
     return None
 
 
-def decode_to_wav(src: Path, dest: Path, timeout_s: float) -> Path:
-    """Decode any input once to 16 kHz mono 16-bit WAV (the only format whisper.cpp needs)."""
+def decode_to_wav(src: Path, dest: Path, timeout_s: float, max_s: float | None = None) -> Path:
+    """Decode any input once to 16 kHz mono 16-bit WAV (the only format whisper.cpp needs). With `max_s`,
+    decoding stops just past that many seconds (a header may understate the length: the caller checks
+    what was decoded)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.stem + ".part.wav")
-    proc = _run(
-        ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(src), "-map", "0:a:0", "-vn",
-         "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-f", "wav", str(partial)],
-        timeout_s,
-        "ffmpeg decode",
-    )
-    if proc.returncode != 0 or not partial.exists() or partial.stat().st_size <= 44:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no audio decoded"]
+    limit = ("-t", f"{max_s + 1:.3f}") if max_s else ()
+    try:
+        proc = _run(
+            ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *SAFE_INPUT, "-i", _input(src), "-map", "0:a:0", "-vn",
+             "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", *limit, "-f", "wav", str(partial)],
+            timeout_s,
+            "ffmpeg decode",
+        )
+        if proc.returncode != 0 or not partial.exists() or partial.stat().st_size <= 44:
+            detail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no audio decoded"]
+            raise InvalidAudio(f"the audio could not be decoded: {detail[0]}", code="CORRUPT_AUDIO")
+        partial.replace(dest)
+    finally:
         partial.unlink(missing_ok=True)
-        raise InvalidAudio(f"the audio could not be decoded: {detail[0]}", code="CORRUPT_AUDIO")
-    partial.replace(dest)
     return dest
 
 

@@ -44,6 +44,10 @@ class InvalidAudio(PermanentError):
     code = "INVALID_AUDIO"
 
 
+class FileTooLarge(InvalidAudio):
+    code = "FILE_TOO_LARGE"
+
+
 class InvalidParameter(PermanentError):
     code = "INVALID_PARAMETER"
 
@@ -52,8 +56,52 @@ class ModelNotFound(PermanentError):
     code = "MODEL_NOT_FOUND"
 
 
+class InvalidJobId(PermanentError):
+    """A job id is data, never a path: it must match `jobs.JOB_ID_PATTERN`."""
+
+    code = "INVALID_JOB_ID"
+
+
+class SourceOutsideRoot(InvalidSource):
+    """A source that resolves outside every storage root it may come from."""
+
+    code = "SOURCE_OUTSIDE_ROOT"
+
+
+class SourceChanged(PermanentError):
+    """The object's content changed after it was claimed: the new content is a job of its own."""
+
+    code = "SOURCE_CHANGED"
+
+
+class PathOutsideRoot(PermanentError):
+    """A folder the pipeline would create or delete lies outside its root."""
+
+    code = "PATH_OUTSIDE_ROOT"
+
+
+class WorkFilesGone(PermanentError):
+    """A step's inputs in the work folder are gone (removed when the job finished or failed for good)."""
+
+    code = "WORK_FILES_GONE"
+
+
+class WhisperCrashed(PermanentError):
+    """whisper-cli crashed on the same chunk again: retrying would crash again."""
+
+    code = "WHISPER_CRASHED"
+
+
 class WhisperFailed(TransientError):
     code = "WHISPER_FAILED"
+
+
+class WhisperCrash(WhisperFailed):
+    """whisper-cli died of a signal such as SIGABRT or SIGSEGV while decoding input file `index` of its batch."""
+
+    def __init__(self, message: str, *, index: int):
+        super().__init__(message)
+        self.index = index
 
 
 class WhisperTimeout(TransientError):

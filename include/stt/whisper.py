@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stt.errors import InvalidParameter, ModelNotFound, PermanentError, WhisperFailed, WhisperTimeout
+from stt import procs
+from stt.errors import InvalidParameter, ModelNotFound, PermanentError, WhisperCrash, WhisperFailed, WhisperTimeout
 from stt.log import logger
 
 
@@ -25,6 +26,8 @@ GUARD_ARGS: tuple[str, ...] = ()
 # Cross-attention presets whisper.cpp knows for DTW token timestamps (`-dtw`); DTW needs flash attention off.
 DTW_PRESETS = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
                "large.v1", "large.v2", "large.v3", "large.v3.turbo")
+# Signals of a crash inside whisper-cli (not of a kill from outside): the same input is likely to crash it again.
+CRASH_SIGNALS = frozenset({signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
 WORD_MAX_S = 1.0  # with DTW a token has one time (where it ends); a word starts at most this long before
 
 
@@ -128,8 +131,10 @@ def transcribe_many(
     before starting file i+1: `on_result(i, run)` is called as soon as file i's JSON is complete (polled every
     `poll_s`), so a caller can store and count each result while the rest is still being decoded and a retry
     need not redo it. `WhisperRun.seconds` of a file is the time since the previous file was done.
-    Raises WhisperFailed / WhisperTimeout (transient) when the process does not finish well; results delivered
-    before that stay delivered. `nice` > 0 lowers the process's CPU priority by that much (STT_WHISPER_NICE).
+    Raises WhisperFailed / WhisperTimeout (transient) when the process does not finish well, WhisperCrash when it
+    died of a crash signal (with the index of the file it was decoding); results delivered before that stay
+    delivered. The process never outlives the call or the task process (stt.procs). `nice` > 0 lowers its CPU
+    priority by that much (STT_WHISPER_NICE).
     """
     check_installation(cli, model_path)
     outputs = [wav.with_suffix("") for wav in wavs]
@@ -140,11 +145,8 @@ def transcribe_many(
         cmd += ["-f", str(wav), "-of", str(out)]
     logger.debug("running {}", " ".join(cmd))
     names = wavs[0].name if len(wavs) == 1 else f"{len(wavs)} files ({wavs[0].name} … {wavs[-1].name})"
-    with tempfile.TemporaryFile() as stderr:
+    with tempfile.TemporaryFile() as stderr, procs.spawned(cmd, nice=nice, stdout=subprocess.DEVNULL, stderr=stderr) as proc:
         started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
-        if nice > 0:  # before whisper-cli has loaded its model, so its compute threads inherit the priority
-            os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
         delivered, last_done = 0, started
         status, usage = 0, None
 
@@ -168,15 +170,17 @@ def transcribe_many(
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 break
             if time.monotonic() - started > timeout_s:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
                 raise WhisperTimeout(f"whisper-cli did not finish within {timeout_s:.0f}s on {names}")
             deliver(final=False)
             time.sleep(poll_s)
         seconds = time.monotonic() - started
         if proc.returncode != 0:
+            deliver(final=False)  # what it finished before it died stays delivered
             stderr.seek(0)
             tail = " | ".join(stderr.read().decode(errors="replace").strip().splitlines()[-3:])
+            if -proc.returncode in CRASH_SIGNALS and delivered < len(wavs):
+                raise WhisperCrash(f"whisper-cli crashed ({signal.Signals(-proc.returncode).name}) on {wavs[delivered].name}: {tail or 'no output'}",
+                                   index=delivered)
             how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with {proc.returncode}"
             raise WhisperFailed(f"whisper-cli {how} on {names}: {tail or 'no output'}")
         deliver(final=True)
@@ -273,7 +277,7 @@ def vad_speech(wav: Path, *, cli: Path, model_path: Path, vad_model_path: Path, 
            "--vad", "-vm", str(vad_model_path)]
     logger.debug("running {}", " ".join(cmd))
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
+        proc = procs.run(cmd, timeout_s)
     except subprocess.TimeoutExpired as exc:
         raise WhisperTimeout(f"whisper-cli VAD did not finish within {timeout_s:.0f}s on {wav.name}") from exc
     log = proc.stderr.decode(errors="replace")

@@ -1,0 +1,54 @@
+"""Child processes (whisper-cli, ffmpeg, ffprobe) that never outlive the task that started them.
+
+Each runs in a process group of its own, dies with its parent (`setpriv --pdeathsig KILL`: a task process
+killed with SIGKILL by a lost heartbeat or from the UI takes its children with it) and is killed, group and
+all, on every other way out of the code that waits for it (timeout, exception, KeyboardInterrupt).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+# util-linux's setpriv sets the parent-death signal and execs the command (same pid, so the group is the command's).
+_SETPRIV = shutil.which("setpriv")
+
+
+def command(cmd: list[str]) -> list[str]:
+    """`cmd` wrapped so that it is killed when the process that started it dies."""
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *cmd] if _SETPRIV else list(cmd)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the process's whole group and reap it; nothing to do when it has already gone."""
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+@contextmanager
+def spawned(cmd: list[str], *, nice: int = 0, **popen) -> Iterator[subprocess.Popen]:
+    """Start `cmd` in a group of its own; on leaving the block, whatever the way out, kill what still runs.
+    `nice` > 0 lowers its CPU priority by that much."""
+    proc = subprocess.Popen(command(cmd), start_new_session=True, **popen)
+    try:
+        if nice > 0:  # before the program has started its threads, so they inherit the priority
+            os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
+        yield proc
+    finally:
+        kill_group(proc)
+
+
+def run(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    """Run to completion and capture its output; subprocess.TimeoutExpired (the group killed) past `timeout_s`."""
+    with spawned(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        out, err = proc.communicate(timeout=timeout_s)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
