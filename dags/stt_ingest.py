@@ -6,20 +6,18 @@ Schedule: STT_INGEST_SCHEDULE (cron, default every 2 minutes; `none` for trigger
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from stt.airflow_glue import default_args, start_transcriptions
+from stt.airflow_glue import default_args, schedule_from_env, start_transcriptions
 
-
-SCHEDULE = os.environ.get("STT_INGEST_SCHEDULE", "*/2 * * * *")
+SCHEDULE = schedule_from_env("STT_INGEST_SCHEDULE", "*/2 * * * *")
 
 
 @dag(
     dag_id="stt_ingest",
-    schedule=None if SCHEDULE.strip().lower() in ("", "none", "off") else SCHEDULE,
+    schedule=SCHEDULE,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     default_args=default_args(job_callbacks=False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import subprocess
@@ -97,6 +98,12 @@ def run_transcribe(transcribe_dag, mongo_server, whisper_ready):
     """Run stt_transcribe in-process with dag.test() and return the finished DagRun."""
 
     def run(**conf):
-        return transcribe_dag.test(run_conf=conf)
+        # in-process, a run's conf stays in the params of the task objects that ran (a task process starts afresh)
+        defaults = {task.task_id: copy.deepcopy(task.params) for task in transcribe_dag.tasks}
+        try:
+            return transcribe_dag.test(run_conf=conf)
+        finally:
+            for task in transcribe_dag.tasks:
+                task.params = defaults[task.task_id]
 
     return run

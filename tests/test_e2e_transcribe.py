@@ -34,12 +34,12 @@ def test_s3_wav_tiny_en(run_transcribe, s3_server, jobs):
     dag_run = run_transcribe(source="s3://recordings/inbox/jfk.wav", language="en", model="tiny.en", job_id="e2e-s3-wav")
 
     assert dag_run.state == "success"
-    text = s3.get_object(Bucket="recordings", Key="transcripts/jfk.txt")["Body"].read().decode()
+    text = s3.get_object(Bucket="recordings", Key="transcripts/jfk.wav.txt")["Body"].read().decode()
     assert normalise(text) == normalise(JFK_TEXT)
-    published = json.loads(s3.get_object(Bucket="recordings", Key="transcripts/jfk.json")["Body"].read())
+    published = json.loads(s3.get_object(Bucket="recordings", Key="transcripts/jfk.wav.json")["Body"].read())
     assert published["language"] == "en" and published["segments"][0]["start"] < 1.0
     doc = assert_completed(jobs, "e2e-s3-wav")
-    assert doc["outputs"]["txt"] == "s3://recordings/transcripts/jfk.txt"
+    assert doc["outputs"]["txt"] == "s3://recordings/transcripts/jfk.wav.txt"
     leftovers = s3.list_objects_v2(Bucket="recordings", Prefix="work/").get("KeyCount", 0)
     assert leftovers == 0, "the job's work folder was not cleaned up"
 
@@ -56,15 +56,15 @@ def test_file_wav_two_chunks(run_transcribe, jobs, tmp_path, monkeypatch):
     dag_run = run_transcribe(source=f"file://{inbox / 'jfk twice.wav'}", language="en", model="tiny.en", job_id="e2e-file-wav")
 
     assert dag_run.state == "success"
-    text = (tmp_path / "transcripts" / "jfk twice.txt").read_text()
+    text = (tmp_path / "transcripts" / "jfk twice.wav.txt").read_text()
     assert normalise(text) == normalise(JFK_TEXT + " " + JFK_TEXT)
     doc = assert_completed(jobs, "e2e-file-wav")
     assert doc["chunks_total"] == 2
-    published = json.loads((tmp_path / "transcripts" / "jfk twice.json").read_text())
+    published = json.loads((tmp_path / "transcripts" / "jfk twice.wav.json").read_text())
     second_half = [s for s in published["segments"] if s["start"] >= len(jfk) / 1000 - 0.5]
     assert second_half, "segments of the second chunk must carry its offset"
     assert [c["index"] for c in published["chunks"]] == [0, 1]
-    assert (tmp_path / "transcripts" / "jfk twice.srt").read_text().startswith("1\n00:00:0")
+    assert (tmp_path / "transcripts" / "jfk twice.wav.srt").read_text().startswith("1\n00:00:0")
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
 
 
@@ -76,7 +76,7 @@ def test_s3_mp3_base_auto_language(run_transcribe, s3_server, jobs):
     dag_run = run_transcribe(source="s3://podcasts/inbox/jfk.mp3", language="auto", model="base", job_id="e2e-s3-mp3")
 
     assert dag_run.state == "success"
-    text = s3.get_object(Bucket="podcasts", Key="transcripts/jfk.txt")["Body"].read().decode()
+    text = s3.get_object(Bucket="podcasts", Key="transcripts/jfk.mp3.txt")["Body"].read().decode()
     assert normalise(text) == normalise(JFK_TEXT)
     doc = assert_completed(jobs, "e2e-s3-mp3", language="en")
     assert doc["language_requested"] == "auto" and doc["model"] == "base"

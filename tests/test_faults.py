@@ -62,7 +62,7 @@ def assert_jfk_times(tmp_path, times, jobs, job_id):
     doc = jobs.find_one({"_id": job_id})
     assert doc["status"] == "COMPLETED", doc.get("error")
     assert doc["chunks_completed"] == doc["chunks_total"]
-    text = normalise((tmp_path / "transcripts" / "jfk x3.txt").read_text())
+    text = normalise((tmp_path / "transcripts" / "jfk x3.wav.txt").read_text())
     # every copy whole; whisper may mishear a word in a copy it hears cut differently ("ask not to what")
     assert jiwer.wer(normalise(" ".join([JFK_TEXT] * times)), text) <= 0.05, text
     return doc
@@ -144,7 +144,7 @@ def test_s3_unreachable_for_a_while_then_back(run_transcribe, jobs, s3_server):
     doc = jobs.find_one({"_id": "fault-s3"})
     assert doc["status"] == "COMPLETED" and doc["chunks_completed"] == doc["chunks_total"]
     assert doc["retry_count"] >= 1, "the outage must have cost at least one retry"
-    text = s3_server.client().get_object(Bucket="flaky", Key="transcripts/jfk x3.txt")["Body"].read().decode()
+    text = s3_server.client().get_object(Bucket="flaky", Key="transcripts/jfk x3.wav.txt")["Body"].read().decode()
     assert normalise(text) == normalise(" ".join([JFK_TEXT] * 3))
 
 
@@ -152,6 +152,7 @@ def test_retries_exhausted_fail_the_job_with_the_last_error(run_transcribe, jobs
     """whisper-cli never finishes in time: every try times out, backoff grows to the cap, the job ends FAILED."""
     (tmp_path / "inbox").mkdir()
     AudioSegment.from_wav(JFK_WAV).export(tmp_path / "inbox" / "jfk.wav", format="wav")
+    monkeypatch.setenv("STT_LOCAL_ROOT", str(tmp_path))
     monkeypatch.setenv("STT_WHISPER_TIMEOUT_MIN_S", "0.05")
     monkeypatch.setenv("STT_WHISPER_TIMEOUT_FACTOR", "0")
 

@@ -14,6 +14,7 @@ from stt.airflow_settings import airflow_command
 from stt.config import LANGUAGES, Settings
 from stt.errors import error_code
 from stt.formats import FORMATS
+from stt.jobs import JOB_ID_PATTERN
 from stt.log import logger
 
 KNOWN_MODELS = ("tiny.en", "base")
@@ -21,10 +22,18 @@ PRIORITY_WEIGHTS = {"high": 100, "normal": 10, "low": 1}
 
 
 def job_id_for(dag_id: str, run_id: str, conf: dict | None) -> str:
-    """The job id: given by the submitter in conf, else derived from the run (stable across task retries)."""
+    """The job id: given by the submitter in conf, else derived from the run (stable across task retries).
+    A given id that is not a valid one is never used: the job is recorded under the derived id, and the
+    validate step fails it with INVALID_JOB_ID."""
+    from stt.errors import InvalidJobId
+    from stt.jobs import check_job_id
+
     given = (conf or {}).get("job_id")
     if given:
-        return str(given)
+        try:
+            return check_job_id(given)
+        except InvalidJobId:
+            pass
     return "job-" + hashlib.sha1(f"{dag_id}/{run_id}".encode()).hexdigest()[:16]
 
 
@@ -61,8 +70,17 @@ def transcribe_params(settings: Settings) -> dict:
                          title="Output formats", description="Transcript files to publish next to the source."),
         "priority": Param("normal", type="string", enum=list(PRIORITY_WEIGHTS), title="Priority",
                           description="high runs before normal before low when workers are busy (Airflow priority_weight)."),
-        "job_id": Param(None, type=["null", "string"], title="Job id", description="Optional: the job id to record in MongoDB (generated from the run when empty)."),
+        "job_id": Param(None, type=["null", "string"], pattern=JOB_ID_PATTERN, title="Job id",
+                        description="Optional: the job id to record in MongoDB (generated from the run when empty): 1-128 letters, digits, '.', '_' or '-'."),
+        "etag": Param(None, type=["null", "string"], title="Expected ETag",
+                      description="Optional: the source's ETag (version) to transcribe; the job fails with SOURCE_CHANGED if the object has other content. Ingestion sets it."),
     }
+
+
+def schedule_from_env(name: str, default: str) -> str | None:
+    """A DAG's cron schedule from the environment; `none`, `off` or empty: trigger-only."""
+    value = os.environ.get(name, default).strip()
+    return None if value.lower() in ("", "none", "off") else value
 
 
 def default_args(*, job_callbacks: bool = True) -> dict:
@@ -184,10 +202,22 @@ def on_task_failure(context) -> None:
 
     job_id = job_id_from_context(context)
     code, message, step = _describe(context)
+    settings = Settings.from_env()
     try:
-        JobStore.from_airflow(Settings.from_env()).fail(job_id, code=code, message=message, step=step)
+        JobStore.from_airflow(settings).fail(job_id, code=code, message=message, step=step, run_id=context["dag_run"].run_id)
     except Exception:
-        logger.bind(job_id=job_id).exception("could not record the failure of {} on the job ([{}] {})", step, code, message)
+        logger.bind(job_id=job_id).exception("could not record the failure of {} on the job ([{}] {}); the reconciler will settle it", step, code, message)
+    remove_work_files(job_id, context["dag_run"], settings)
+
+
+def remove_work_files(job_id: str, dag_run, settings: Settings) -> None:
+    """The job failed for good: remove its work folder and this machine's scratch; never raises."""
+    from stt.pipeline import cleanup_failed
+
+    try:
+        cleanup_failed(job_id, (dag_run.conf or {}).get("source"), settings)
+    except Exception:
+        logger.bind(job_id=job_id).exception("could not remove the work files of run {}", dag_run.run_id)
 
 
 def record_run_failure(dag_run, msg: str | None) -> None:
@@ -195,11 +225,16 @@ def record_run_failure(dag_run, msg: str | None) -> None:
     from stt.jobs import JobStore
 
     job_id = job_id_for(dag_run.dag_id, dag_run.run_id, dag_run.conf)
+    settings = Settings.from_env()
     try:
-        JobStore.from_airflow(Settings.from_env()).fail_unless_finished(
-            job_id, code="RUN_FAILED", message=msg or f"run {dag_run.run_id} failed", step="dag_run")
+        store = JobStore.from_airflow(settings)
+        store.fail_unless_finished(job_id, code="RUN_FAILED", message=msg or f"run {dag_run.run_id} failed", step="dag_run", run_id=dag_run.run_id)
+        owned = (store.get(job_id) or {}).get("run_id") in (dag_run.run_id, None)
     except Exception:
-        logger.bind(job_id=job_id).exception("could not record the failure of run {} on the job", dag_run.run_id)
+        logger.bind(job_id=job_id).exception("could not record the failure of run {} on the job; the reconciler will settle it", dag_run.run_id)
+        return
+    if owned:  # a re-run that has taken the job over since keeps its work files
+        remove_work_files(job_id, dag_run, settings)
 
 
 def on_task_retry(context) -> None:

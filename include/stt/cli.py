@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stt.config import LANGUAGES, Settings
+from stt.errors import InvalidSource
 from stt.formats import FORMATS
 from stt.jobs import COMPLETED, FAILED, STATUSES, JobStore
 from stt.log import mask_secrets
@@ -102,10 +103,14 @@ def submit(args, cfg: CliConfig) -> int:
 
     settings = Settings.from_env()
     source = _source_for(args.target, cfg, settings)
+    try:
+        storage.locate(source, settings)
+    except InvalidSource as exc:
+        raise SystemExit(f"stt: [{exc.code}] {exc}") from None
     store = cfg.store()
     obj = storage.object_info(source, settings)
     conf = {"language": args.language, "model": args.model, "priority": args.priority, "formats": args.formats or list(FORMATS)}
-    requests = claim_objects([obj], store=store, origin="cli", claimed_by="cli", conf=conf, limit=1, lease_s=900)
+    requests = claim_objects([obj], store=store, origin="cli", claimed_by="cli", conf=conf, limit=1, lease_s=900, settings=settings)
     job_id = job_id_for_object(obj)
     if not requests:
         print(f"{source} (this content) is already job {job_id}: {store.get(job_id).get('status')}", file=sys.stderr)

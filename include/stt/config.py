@@ -36,6 +36,7 @@ class Settings:
     models_dir: Path = REPO_ROOT / "whisper" / "models"
     default_model: str = "tiny.en"
     local_root: Path | None = None
+    allowed_sources: tuple[str, ...] = ()  # URI prefixes sources must lie under (any s3:// bucket and STT_LOCAL_ROOT when empty)
     scratch_dir: Path = Path(tempfile.gettempdir()) / "stt-scratch"
     inbox_prefix: str = "inbox"
     output_prefix: str = "transcripts"
@@ -80,6 +81,7 @@ class Settings:
             models_dir=Path(env.get("STT_MODELS_DIR") or d.models_dir),
             default_model=env.get("STT_DEFAULT_MODEL", d.default_model),
             local_root=Path(local_root).resolve() if local_root else None,
+            allowed_sources=tuple(p.strip() for p in env.get("STT_ALLOWED_SOURCES", "").split(",") if p.strip()),
             scratch_dir=Path(env.get("STT_SCRATCH_DIR") or d.scratch_dir),
             inbox_prefix=env.get("STT_INBOX_PREFIX", d.inbox_prefix).strip("/"),
             output_prefix=env.get("STT_OUTPUT_PREFIX", d.output_prefix).strip("/"),

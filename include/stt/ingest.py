@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from stt.config import Settings
+from stt.errors import InvalidSource
 from stt.jobs import JobStore
 from stt.log import logger
-from stt.storage import ObjectInfo, list_objects
+from stt.storage import ObjectInfo, list_objects, locate
 
 TRANSCRIBE_DAG_ID = "stt_transcribe"
 
@@ -61,10 +62,22 @@ def trigger_request(job_id: str, conf: dict) -> dict:
     return {"trigger_run_id": run_id_for_job(job_id), "conf": {**conf, "job_id": job_id}}
 
 
+def transcribable(obj: ObjectInfo, settings: Settings) -> bool:
+    """Whether an object may become a job: a source inside a storage root, not one of the pipeline's own files
+    (an inbox at a bucket's root, or a notification for the whole bucket, also sees work/ and transcripts/)."""
+    try:
+        location = locate(obj.uri, settings)
+    except InvalidSource as exc:
+        logger.warning("not ingested: {}", exc)
+        return False
+    return not location.in_pipeline_area(settings)
+
+
 def claim_objects(objects: list[ObjectInfo], *, store: JobStore, origin: str, claimed_by: str, conf: dict,
-                  limit: int, lease_s: float) -> list[dict]:
-    """Claim up to `limit` objects not yet known; returns the trigger requests for the ones this caller won."""
-    by_id = {job_id_for_object(obj): obj for obj in objects}
+                  limit: int, lease_s: float, settings: Settings) -> list[dict]:
+    """Claim up to `limit` transcribable objects not yet known; returns the trigger requests for the ones this caller won.
+    The run is told the object's ETag, so it transcribes the content claimed or fails with SOURCE_CHANGED."""
+    by_id = {job_id_for_object(obj): obj for obj in objects if transcribable(obj, settings)}
     known = store.existing_ids(list(by_id)) if by_id else set()
     requests = []
     for job_id, obj in by_id.items():
@@ -72,7 +85,7 @@ def claim_objects(objects: list[ObjectInfo], *, store: JobStore, origin: str, cl
             break
         if job_id in known:
             continue
-        run_conf = {**conf, "source": obj.uri}
+        run_conf = {**conf, "source": obj.uri, "etag": obj.etag}
         if store.claim(job_id, source=obj.uri, etag=obj.etag, size=obj.size, origin=origin, claimed_by=claimed_by, lease_s=lease_s, conf=run_conf):
             logger.bind(job_id=job_id).info("claimed {} (etag {}, {} bytes) via {}", obj.uri, obj.etag, obj.size, origin)
             requests.append(trigger_request(job_id, run_conf))
@@ -92,7 +105,8 @@ def scan_and_claim(*, settings: Settings, store: JobStore, claimed_by: str) -> l
         if room <= 0:
             break
         objects = list_objects(inbox, settings, min_age_s=ingest.min_age_s)
-        won = claim_objects(objects, store=store, origin="schedule", claimed_by=claimed_by, conf=defaults, limit=room, lease_s=ingest.lease_s)
+        won = claim_objects(objects, store=store, origin="schedule", claimed_by=claimed_by, conf=defaults, limit=room, lease_s=ingest.lease_s,
+                            settings=settings)
         logger.info("inbox {}: {} object(s), {} newly claimed", inbox, len(objects), len(won))
         requests.extend(won)
     return requests
@@ -123,4 +137,5 @@ def claim_from_asset_events(events, *, settings: Settings, store: JobStore, clai
     logger.info("{} notification message(s) → {} created object(s)", len(messages), len(objects))
     defaults = {"language": ingest.language, "model": ingest.model}
     # No per-run bound here: a notification is consumed once, so every object it names is claimed now.
-    return claim_objects(objects, store=store, origin="event", claimed_by=claimed_by, conf=defaults, limit=len(objects), lease_s=ingest.lease_s)
+    return claim_objects(objects, store=store, origin="event", claimed_by=claimed_by, conf=defaults, limit=len(objects), lease_s=ingest.lease_s,
+                         settings=settings)

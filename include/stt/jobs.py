@@ -7,11 +7,23 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from stt.config import Settings
+from stt.errors import InvalidJobId
 from stt.log import logger
 
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
+# A job id names folders in scratch and storage: letters, digits, '.', '_', '-', starting with a letter or digit.
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 STATUSES = (PENDING, PROCESSING, COMPLETED, FAILED)
 MAX_EVENTS = 200
+_INDEXED: set[tuple[str, str, str]] = set()  # collections whose indexes this process has ensured
+
+
+def check_job_id(job_id) -> str:
+    """The job id if it matches JOB_ID_PATTERN, else InvalidJobId: ids are data, never paths."""
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+        raise InvalidJobId(f"job id {job_id!r} is not allowed: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return job_id
 
 
 def now() -> datetime:
@@ -44,10 +56,17 @@ class JobStore:
 
         hook = MongoHook(mongo_conn_id=settings.mongo_conn_id)
         db = hook.connection.schema or settings.mongo_db
-        return cls(hook.get_collection(settings.jobs_collection, mongo_db=db))
+        store = cls(hook.get_collection(settings.jobs_collection, mongo_db=db))
+        if (settings.mongo_conn_id, db, settings.jobs_collection) not in _INDEXED:  # once per process
+            store.ensure_indexes()
+            _INDEXED.add((settings.mongo_conn_id, db, settings.jobs_collection))
+        return store
 
     def ensure_indexes(self) -> None:
-        self.collection.create_index("status")
+        """The indexes the pipeline's queries need (idempotent): by status and age (listings, the reconciler),
+        stale claims, and the run a job belongs to."""
+        self.collection.create_index([("status", 1), ("updated_at", 1)])
+        self.collection.create_index([("status", 1), ("lease_until", 1)])
         self.collection.create_index("run_id")
 
     def get(self, job_id: str) -> dict | None:
@@ -76,8 +95,18 @@ class JobStore:
             return False
         return True
 
-    def existing_ids(self, job_ids: list[str]) -> set[str]:
-        return {doc["_id"] for doc in self.collection.find({"_id": {"$in": job_ids}}, {"_id": 1})}
+    def existing_ids(self, job_ids: list[str], page: int = 500) -> set[str]:
+        """Which of these ids are jobs already: one indexed query per `page` ids, however many are asked."""
+        found: set[str] = set()
+        for at in range(0, len(job_ids), page):
+            found |= {doc["_id"] for doc in self.collection.find({"_id": {"$in": job_ids[at : at + page]}}, {"_id": 1})}
+        return found
+
+    def unfinished_runs(self, *, idle_s: float, limit: int) -> list[dict]:
+        """PROCESSING jobs with a run, not updated for `idle_s` seconds, oldest first (for the reconciler)."""
+        query = {"status": PROCESSING, "updated_at": {"$lt": now() - timedelta(seconds=idle_s)}}
+        fields = {"_id": 1, "dag_id": 1, "run_id": 1, "source": 1, "outputs": 1, "last_error": 1, "updated_at": 1}
+        return [doc for doc in self.collection.find(query, fields).sort("updated_at", 1).limit(limit) if doc.get("run_id")]
 
     def reclaim_stale(self, *, claimed_by: str, lease_s: float, limit: int) -> list[dict]:
         """Take over PENDING jobs whose run never started within their lease (e.g. the trigger was lost)."""
@@ -173,15 +202,37 @@ class JobStore:
         )
         logger.bind(job_id=job_id).info("job {} COMPLETED in {}s: {}", job_id, None if elapsed is None else round(elapsed, 2), outputs.get("txt"))
 
-    def fail(self, job_id: str, *, code: str, message: str, step: str) -> None:
-        """Mark the job FAILED with the reason; a later success (a re-run) overwrites it."""
-        self._update(
-            job_id,
-            {"$set": {"status": FAILED, "finished_at": now(), "error": {"code": code, "message": message, "step": step, "at": now()}}},
-            event=f"failed in {step}: {code}",
-            upsert=True,
-        )
-        logger.bind(job_id=job_id).error("job {} FAILED in {}: [{}] {}", job_id, step, code, message)
+    def fail(self, job_id: str, *, code: str, message: str, step: str, run_id: str | None = None) -> bool:
+        """Mark the job FAILED with the reason (a later success, a re-run, overwrites it). A COMPLETED job stays
+        COMPLETED, and with `run_id` a job another run has taken over since is left alone; True if recorded."""
+        from pymongo.errors import DuplicateKeyError
+
+        query: dict[str, Any] = {"status": {"$ne": COMPLETED}}
+        if run_id:
+            query["run_id"] = {"$in": [run_id, None]}
+        update = {"$set": {"status": FAILED, "finished_at": now(), "error": {"code": code, "message": message, "step": step, "at": now()}}}
+        try:
+            recorded = self._update(job_id, update, event=f"failed in {step}: {code}", upsert=True, query=query)
+        except DuplicateKeyError:  # the job exists, but COMPLETED or another run's: the upsert tried a second document
+            recorded = False
+        if recorded:
+            logger.bind(job_id=job_id).error("job {} FAILED in {}: [{}] {}", job_id, step, code, message)
+        else:
+            logger.bind(job_id=job_id).warning("job {} keeps its state: not marked FAILED in {} ([{}] {})", job_id, step, code, message)
+        return recorded
+
+    def settle_completed(self, job_id: str, *, run_id: str) -> None:
+        """COMPLETED again: the run succeeded and the transcripts it published are there (the reconciler)."""
+        self._update(job_id, {"$set": {"status": COMPLETED, "finished_at": now(), "error": None}}, event="settled: run succeeded, outputs present",
+                     query={"run_id": run_id, "status": PROCESSING})
+
+    def record_crash(self, job_id: str, index: int, *, message: str) -> int:
+        """Count a whisper-cli crash on a chunk; returns how often it crashed on that chunk."""
+        self._update(job_id, {"$inc": {f"chunks.{index}.crashes": 1}, "$set": {f"chunks.{index}.last_crash": message}})
+        doc = self.collection.find_one({"_id": job_id}, {"chunks": 1}) or {}
+        crashes = int(((doc.get("chunks") or {}).get(str(index)) or {}).get("crashes", 1))
+        logger.bind(job_id=job_id, chunk=index).warning("whisper-cli crashed on chunk {} ({} time(s))", index, crashes)
+        return crashes
 
     def record_attempt(self, job_id: str, *, step: str, try_number: int) -> float | None:
         """A retry starts: store how long Airflow's backoff waited since the previous try failed."""
@@ -193,11 +244,14 @@ class JobStore:
         logger.bind(job_id=job_id).info("{} try {} starts {}s after try {} failed (exponential backoff)", step, try_number, waited, try_number - 1)
         return waited
 
-    def fail_unless_finished(self, job_id: str, *, code: str, message: str, step: str) -> None:
-        """FAILED for a job still PENDING/PROCESSING (or missing); a job already FAILED or COMPLETED keeps its record."""
+    def fail_unless_finished(self, job_id: str, *, code: str, message: str, step: str, run_id: str | None = None) -> None:
+        """FAILED for a job still PENDING/PROCESSING (or missing); a job already FAILED or COMPLETED keeps its record,
+        and with `run_id` so does a job another run has taken over since."""
         doc = self.get(job_id)
         if doc is None:
             self.fail(job_id, code=code, message=message, step=step)
+            return
+        if run_id and doc.get("run_id") not in (run_id, None):
             return
         if doc.get("status") in (PENDING, PROCESSING):
             changed = self._update(

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from stt import audio, batches, storage, whisper
 from stt.config import LANGUAGES, REFUSED_EXTENSIONS, Settings
-from stt.errors import InvalidAudio, InvalidParameter, InvalidSource, SourceNotFound
+from stt.errors import (InvalidAudio, InvalidParameter, InvalidSource, SourceChanged, SourceNotFound, WhisperCrash, WhisperCrashed,
+                        WorkFilesGone)
 from stt.formats import FORMATS, render
-from stt.jobs import JobStore
+from stt.jobs import COMPLETED, JobStore, check_job_id
 from stt.log import logger
 from stt.merge import merge_chunks
 
@@ -35,11 +36,34 @@ def timed_step(store: JobStore, job_id: str, step: str, batch: int | None = None
 
 
 def scratch_dir(settings: Settings, job_id: str) -> Path:
-    return settings.scratch_dir / job_id
+    """The job's local scratch folder: inside the scratch root, whatever the id (PathOutsideRoot otherwise)."""
+    return storage.inside(settings.scratch_dir, settings.scratch_dir / check_job_id(job_id))
+
+
+@contextmanager
+def work_files(what: str):
+    """Reads of a step's inputs from the work folder: a missing one means the job's work files were removed."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise WorkFilesGone(f"{what} is gone from the work folder (removed when the job finished or failed for good): "
+                            "clear the run from its first task (validate) to transcribe again") from exc
+
+
+def completed_by_this_run(job: dict, store: JobStore, step: str) -> dict | None:
+    """The job document when this run already COMPLETED the job (a step cleared and re-run afterwards has
+    nothing left to do: its work files are gone and the transcripts are published)."""
+    doc = store.get(job["job_id"])
+    if doc and doc.get("status") == COMPLETED and doc.get("run_id") == job.get("run_id"):
+        logger.bind(job_id=job["job_id"]).info("{}: job already COMPLETED by run {}; nothing to do", step, job.get("run_id"))
+        return doc
+    return None
 
 
 def check_params(params: dict, settings: Settings) -> dict:
     """Normalise and check trigger parameters; InvalidParameter/ModelNotFound on a bad value."""
+    if params.get("job_id") is not None:
+        check_job_id(params["job_id"])
     language = (params.get("language") or "auto").strip().lower()
     if language not in LANGUAGES:
         raise InvalidParameter(f"language {language!r} is not supported; choose one of {', '.join(LANGUAGES)}", code="UNSUPPORTED_LANGUAGE")
@@ -63,16 +87,20 @@ def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: S
     with timed_step(store, job_id, "validate") as log:
         checked = check_params(params, settings)
         location = storage.locate(source, settings)
+        if location.in_pipeline_area(settings):
+            raise InvalidSource(f"source {location.uri!r} is one of the pipeline's own work or transcript files", code="SOURCE_IN_PIPELINE_AREA")
         if location.extension in REFUSED_EXTENSIONS:
             raise InvalidSource(f"{location.name!r}: files of type {location.extension} are not media; send audio or video", code="UNSUPPORTED_EXTENSION")
         try:
-            size = storage.stat_size(location.uri, settings)
+            obj = storage.object_info(location.uri, settings)
         except FileNotFoundError as exc:
             raise SourceNotFound(f"source object {location.uri} does not exist") from exc
+        check_unchanged(location.uri, params.get("etag"), obj.etag)
+        size = obj.size
         if size > settings.max_file_bytes:
             raise InvalidAudio(f"source is {size} bytes, over the limit of {settings.max_file_bytes}", code="FILE_TOO_LARGE")
         fetch_started = time.monotonic()
-        local = storage.download(location.uri, scratch_dir(settings, job_id) / f"source{location.extension}", settings)
+        local = fetch_source(location.uri, obj.etag, scratch_dir(settings, job_id) / f"source{location.extension}", settings)
         probe_started = time.monotonic()
         info = audio.probe(local)
         probe_done = time.monotonic()
@@ -83,7 +111,29 @@ def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: S
         store.record_audio(job_id, size_bytes=size, audio=info.as_dict())
         log.info("source {} ok: {} bytes, {:.2f}s of {} audio, {} Hz, {} channel(s) (download {:.2f}s, probe {:.2f}s)", location.uri, size,
                  info.duration_s, info.codec, info.sample_rate, info.channels, probe_started - fetch_started, probe_done - probe_started)
-    return {"job_id": job_id, "source": location.uri, **checked, "duration_s": info.duration_s, "size_bytes": size}
+    return {"job_id": job_id, "run_id": run_id, "source": location.uri, "etag": obj.etag, **checked, "duration_s": info.duration_s, "size_bytes": size}
+
+
+def check_unchanged(uri: str, claimed: str | None, current: str) -> None:
+    """SourceChanged when the object no longer has the content (ETag) it was claimed or validated with."""
+    if claimed and current != claimed:
+        raise SourceChanged(f"source {uri} changed after it was claimed (ETag {claimed} → {current}): this job is not "
+                            "transcribing other content; the new content is a job of its own")
+
+
+def fetch_source(uri: str, etag: str, dest: Path, settings: Settings) -> Path:
+    """Download the source into scratch, within the size limit, and check it is still the content with `etag`."""
+    try:
+        path = storage.download(uri, dest, settings, max_bytes=settings.max_file_bytes)
+        current = storage.object_info(uri, settings).etag
+    except FileNotFoundError as exc:
+        raise SourceNotFound(f"source object {uri} does not exist any more") from exc
+    try:
+        check_unchanged(uri, etag, current)
+    except SourceChanged:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def check_complete_decode(job: dict, decoded_s: float) -> None:
@@ -100,7 +150,7 @@ def local_source(job: dict, settings: Settings) -> Path:
     path = scratch_dir(settings, job["job_id"]) / f"source{location.extension}"
     if path.is_file() and path.stat().st_size == job["size_bytes"]:
         return path
-    return storage.download(location.uri, path, settings)
+    return fetch_source(location.uri, job.get("etag") or "", path, settings)
 
 
 def chunk_plan(decoded, method: str, settings: Settings, vad=None) -> audio.Plan:
@@ -124,11 +174,16 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
     from the same decoded audio and put them and the plan (with the silences found) in the work folder."""
     job_id = job["job_id"]
     method = job.get("chunking") or settings.chunking
-    with timed_step(store, job_id, "chunk") as log:
+    if completed_by_this_run(job, store, "chunk"):
+        return []
+    with timed_step(store, job_id, "chunk") as log, scratch_removed(settings, job_id):
         location = storage.locate(job["source"], settings)
         work = scratch_dir(settings, job_id)
-        wav = audio.decode_to_wav(local_source(job, settings), work / "decoded.wav", settings.decode_timeout_s)
+        wav = audio.decode_to_wav(local_source(job, settings), work / "decoded.wav", settings.decode_timeout_s, max_s=settings.max_duration_s)
         decoded = audio.load(wav)
+        if len(decoded) / 1000 > settings.max_duration_s:
+            raise InvalidAudio(f"the audio decodes to more than the limit of {settings.max_duration_s:.0f}s (its header said "
+                               f"{job['duration_s']:.0f}s)", code="DURATION_TOO_LONG")
         check_complete_decode(job, len(decoded) / 1000)
 
         def vad() -> list[tuple[float, float]]:
@@ -157,6 +212,15 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
     return [{"batch": i, "chunks": b} for i, b in enumerate(grouped)]
 
 
+@contextmanager
+def scratch_removed(settings: Settings, job_id: str):
+    """The job's scratch on this machine is removed when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        shutil.rmtree(scratch_dir(settings, job_id), ignore_errors=True)
+
+
 def chunk_result_uri(job: dict, index: int, settings: Settings) -> str:
     return storage.locate(job["source"], settings).work_uri(settings, job["job_id"], "results", f"chunk-{index:05d}.json")
 
@@ -168,13 +232,19 @@ def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, a
     A retry keeps the chunks an earlier try finished (their results are in the work folder). A chunk the
     planner found silent (nothing audible) is not sent to whisper: it has no text to give, only text to invent."""
     job_id, number, refs = job["job_id"], batch["batch"], batch["chunks"]
+    if completed_by_this_run(job, store, f"transcribe batch {number}"):
+        return {"batch": number, "results": []}
     results = {ref["index"]: chunk_result_uri(job, ref["index"], settings) for ref in refs}
     with timed_step(store, job_id, "transcribe", batch=number) as log:
         todo = refs
         if attempt > 1:
             todo = [ref for ref in refs if not storage.exists(results[ref["index"]], settings)]
-            if len(todo) < len(refs):
-                log.info("batch {}: {} chunk(s) finished by an earlier try are kept", number, len(refs) - len(todo))
+            kept = [ref for ref in refs if ref not in todo]
+            for ref in kept:  # counted again (idempotent): the earlier try may have stored the result but not counted it
+                run = json.loads(storage.read_text(results[ref["index"]], settings))
+                store.chunk_completed(job_id, ref["index"], seconds=run.get("whisper_seconds", 0.0), language=run.get("language", ""), segments=len(run.get("segments", [])))
+            if kept:
+                log.info("batch {}: {} chunk(s) finished by an earlier try are kept", number, len(kept))
         audible = [ref for ref in todo if not ref.get("silent")]
         for ref in todo:
             if ref.get("silent"):
@@ -184,7 +254,8 @@ def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, a
             store.chunks_started(job_id, [ref["index"] for ref in audible], attempt=attempt, worker=worker)
             # a folder per batch and try: batches of one job run side by side on a worker and clean up after themselves
             folder = scratch_dir(settings, job_id) / f"batch-{number:03d}-try-{attempt}"
-            wavs = [storage.download(ref["uri"], folder / Path(ref["uri"]).name, settings) for ref in audible]
+            with work_files(f"a chunk of batch {number}"):
+                wavs = [storage.download(ref["uri"], folder / Path(ref["uri"]).name, settings) for ref in audible]
             speech_s = sum(ref["duration_s"] for ref in audible)
 
             def done(i: int, run: whisper.WhisperRun) -> None:
@@ -193,24 +264,35 @@ def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, a
                 log.bind(chunk=ref["index"]).info("chunk {} ({:.1f}s audio) → {} segment(s), language {}, whisper {:.2f}s",
                                                   ref["index"], ref["duration_s"], len(run.segments), run.language or "?", run.seconds)
 
-            stats = whisper.transcribe_many(
-                wavs,
-                cli=settings.whisper_cli,
-                model_path=settings.model_path(job["model"]),
-                language=whisper.whisper_language(job["model"], job["language"]),
-                threads=settings.whisper_threads,
-                timeout_s=settings.whisper_timeout(speech_s),
-                extra_args=whisper.decode_args(job["model"], settings.word_timing),
-                on_result=done,
-                nice=settings.whisper_nice,
-            )
-            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                stats = whisper.transcribe_many(
+                    wavs,
+                    cli=settings.whisper_cli,
+                    model_path=settings.model_path(job["model"]),
+                    language=whisper.whisper_language(job["model"], job["language"]),
+                    threads=settings.whisper_threads,
+                    timeout_s=settings.whisper_timeout(speech_s),
+                    extra_args=whisper.decode_args(job["model"], settings.word_timing),
+                    on_result=done,
+                    nice=settings.whisper_nice,
+                )
+            except WhisperCrash as exc:
+                ref = audible[exc.index]
+                if store.record_crash(job_id, ref["index"], message=str(exc)) >= MAX_CRASHES_PER_CHUNK:
+                    raise WhisperCrashed(f"whisper-cli crashed on chunk {ref['index']} ({ref['start_s']:.1f}-{ref['end_s']:.1f}s of the recording) "
+                                         f"{MAX_CRASHES_PER_CHUNK} times; not retried: {exc}") from exc
+                raise
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
             task_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
             store.batch_finished(job_id, number, whisper_s=stats.seconds, whisper_cpu_s=stats.cpu_s, speech_s=speech_s, chunks=len(audible),
                                  whisper_rss_mb=stats.peak_rss_mb, task_rss_mb=task_rss_mb, task_uss_mb=unique_memory_mb(), worker=worker, attempt=attempt)
             log.info("batch {}: {} chunk(s), {:.1f}s of speech in {:.2f}s of whisper ({:.1f}x real time, {} thread(s)); peak memory: whisper {:.0f} MB, task {:.0f} MB",
                      number, len(audible), speech_s, stats.seconds, speech_s / max(stats.seconds, 1e-6), settings.whisper_threads, stats.peak_rss_mb, task_rss_mb)
     return {"batch": number, "results": [{"index": index, "result_uri": uri} for index, uri in results.items()]}
+
+
+MAX_CRASHES_PER_CHUNK = 2  # whisper-cli crashing this often on one chunk fails the job (retries would crash again)
 
 
 def unique_memory_mb() -> float | None:
@@ -234,11 +316,14 @@ def merge(job: dict, batch_results: list[dict], *, settings: Settings, store: Jo
     """Join the chunk results of all batches into one transcript in the work folder: times shifted by each
     chunk's start, overlaps spliced, loops collapsed, text in silence dropped (merge.merge_chunks)."""
     job_id = job["job_id"]
+    if doc := completed_by_this_run(job, store, "merge"):
+        return {"transcript_uri": None, "segments": doc.get("segments", 0)}
     with timed_step(store, job_id, "merge") as log:
         location = storage.locate(job["source"], settings)
         results = sorted((r for batch in batch_results for r in batch["results"]), key=lambda r: r["index"])
-        chunks = [json.loads(storage.read_text(r["result_uri"], settings)) for r in results]
-        plan = json.loads(storage.read_text(location.work_uri(settings, job_id, "plan.json"), settings))
+        with work_files("a chunk result or the chunk plan"):
+            chunks = [json.loads(storage.read_text(r["result_uri"], settings)) for r in results]
+            plan = json.loads(storage.read_text(location.work_uri(settings, job_id, "plan.json"), settings))
         merged = merge_chunks(chunks, silences=plan["silences"])
         transcript = {
             "job_id": job_id,
@@ -261,8 +346,11 @@ def merge(job: dict, batch_results: list[dict], *, settings: Settings, store: Jo
 def publish(job: dict, merged: dict, *, settings: Settings, store: JobStore) -> dict:
     """Write the transcript in every requested format next to the source, complete the job, clean up."""
     job_id = job["job_id"]
+    if doc := completed_by_this_run(job, store, "publish"):
+        return doc.get("outputs") or {}
     with timed_step(store, job_id, "publish") as log:
-        transcript = json.loads(storage.read_text(merged["transcript_uri"], settings))
+        with work_files("the merged transcript"):
+            transcript = json.loads(storage.read_text(merged["transcript_uri"], settings))
         location = storage.locate(job["source"], settings)
         outputs = {fmt: storage.write_text(location.output_uri(settings, fmt), render(transcript, fmt), settings) for fmt in job["formats"]}
         log.info("published {}", ", ".join(outputs.values()))
@@ -276,3 +364,15 @@ def cleanup(job: dict, settings: Settings) -> None:
     location = storage.locate(job["source"], settings)
     storage.delete_tree(location.work_uri(settings, job["job_id"]), settings)
     shutil.rmtree(scratch_dir(settings, job["job_id"]), ignore_errors=True)
+
+
+def cleanup_failed(job_id: str, source: str | None, settings: Settings) -> None:
+    """After a job failed for good: its work folder and this machine's scratch go; a source that cannot be
+    located (the reason it failed, perhaps) has no work folder."""
+    shutil.rmtree(scratch_dir(settings, job_id), ignore_errors=True)
+    try:
+        location = storage.locate(source or "", settings)
+    except InvalidSource:
+        return
+    storage.delete_tree(location.work_uri(settings, job_id), settings)
+    logger.bind(job_id=job_id).info("removed the work folder and scratch of the failed job")

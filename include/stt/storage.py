@@ -1,9 +1,14 @@
 """Object storage through Airflow's ObjectStoragePath: one code path for `s3://` (MinIO, AWS) and `file://`.
 
 A source URI decides where everything else goes:
-    root      s3://bucket                   | file://<STT_LOCAL_ROOT or the file's folder>
-    outputs   <root>/<output_prefix>/<relative stem>.<ext>   (a leading inbox/ is dropped)
+    root      s3://bucket                   | file://<the storage root the file resolves into>
+    outputs   <root>/<output_prefix>/<relative name>.<fmt>   (a leading inbox/ is dropped; the source's own
+              extension stays in the name, as whisper-cli names its outputs, so a.mp3 and a.wav never collide)
     work      <root>/<work_prefix>/<job id>/...              (chunks and chunk results between tasks)
+
+Sources are confined: a `file://` source must resolve (symlinks followed, `..` collapsed) inside a storage
+root (STT_LOCAL_ROOT, or a file:// prefix of STT_ALLOWED_SOURCES); with STT_ALLOWED_SOURCES set, every source
+must lie under one of its prefixes. Folders the pipeline creates or deletes must lie inside their root.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 from stt.config import Settings
-from stt.errors import InvalidSource
+from stt.errors import FileTooLarge, InvalidSource, PathOutsideRoot, SourceOutsideRoot
+from stt.jobs import check_job_id
 from stt.log import logger
 
 SUPPORTED_SCHEMES = ("s3", "file")
@@ -43,11 +49,16 @@ class SourceLocation:
         inbox = settings.inbox_prefix + "/"
         if settings.inbox_prefix and rel.startswith(inbox):
             rel = rel[len(inbox) :]
-        stem = posixpath.splitext(rel)[0]
-        return f"{self.root}/{settings.output_prefix}/{stem}.{ext}"
+        return f"{self.root}/{settings.output_prefix}/{rel}.{ext}"
 
     def work_uri(self, settings: Settings, job_id: str, *parts: str) -> str:
-        return "/".join([self.root, settings.work_prefix, job_id, *parts])
+        """A URI inside the job's work folder (the job id is checked: it is data, never a path)."""
+        return "/".join([self.root, settings.work_prefix, check_job_id(job_id), *parts])
+
+    def in_pipeline_area(self, settings: Settings) -> bool:
+        """Whether the object is one of the pipeline's own (under the work or output prefix of its root)."""
+        first = self.relative.split("/", 1)[0]
+        return first in {settings.work_prefix, settings.output_prefix} - {""}
 
 
 def _check_relative(rel: str, uri: str) -> str:
@@ -59,8 +70,28 @@ def _check_relative(rel: str, uri: str) -> str:
     return rel
 
 
+def inside(root: Path, path: Path) -> Path:
+    """`path` resolved (symlinks followed, `..` collapsed); PathOutsideRoot unless it lies strictly inside `root`."""
+    base, resolved = root.resolve(), path.resolve()
+    if resolved == base or not resolved.is_relative_to(base):
+        raise PathOutsideRoot(f"{path} is not inside {base}: refused")
+    return resolved
+
+
+def local_roots(settings: Settings) -> list[Path]:
+    """The folders `file://` sources may resolve into: STT_LOCAL_ROOT and the file:// prefixes of STT_ALLOWED_SOURCES."""
+    roots = [settings.local_root] if settings.local_root else []
+    roots += [Path(p.removeprefix("file://")).resolve() for p in settings.allowed_sources if p.startswith("file:///")]
+    return roots
+
+
+def _check_allowed(uri: str, settings: Settings) -> None:
+    if settings.allowed_sources and not any(uri.startswith(p if p.endswith("/") else p + "/") for p in settings.allowed_sources):
+        raise SourceOutsideRoot(f"source {uri!r} is not under an allowed prefix (STT_ALLOWED_SOURCES)")
+
+
 def locate(uri: str, settings: Settings) -> SourceLocation:
-    """Parse and check a source URI (`s3://bucket/key`, `file:///abs/path` or a plain absolute path)."""
+    """Parse and confine a source URI (`s3://bucket/key`, `file:///abs/path` or a plain absolute path)."""
     if not isinstance(uri, str) or not uri.strip():
         raise InvalidSource("source is empty: give s3://bucket/key or file:///path/to/audio")
     uri = uri.strip()
@@ -76,7 +107,9 @@ def locate(uri: str, settings: Settings) -> SourceLocation:
         if not bucket:
             raise InvalidSource(f"source {uri!r} has no bucket")
         key = _check_relative(key, uri)
-        return SourceLocation(uri=f"s3://{bucket}/{key}", scheme="s3", root=f"s3://{bucket}", relative=key)
+        location = SourceLocation(uri=f"s3://{bucket}/{key}", scheme="s3", root=f"s3://{bucket}", relative=key)
+        _check_allowed(location.uri, settings)
+        return location
     host, slash, raw = rest.partition("/")
     raw = slash + raw
     if host not in ("", "localhost"):
@@ -86,11 +119,12 @@ def locate(uri: str, settings: Settings) -> SourceLocation:
     path = Path(raw)
     if not path.is_absolute():
         raise InvalidSource(f"source {uri!r}: file URIs must be absolute (file:///path)")
-    root = settings.local_root
-    if root is None or not path.is_relative_to(root):
-        root = path.parent
-    rel = _check_relative(path.relative_to(root).as_posix(), uri)
-    return SourceLocation(uri=f"file://{path}", scheme="file", root=f"file://{root}", relative=rel)
+    resolved = path.resolve()
+    root = next((r for r in local_roots(settings) if resolved != r and resolved.is_relative_to(r)), None)
+    if root is None:
+        raise SourceOutsideRoot(f"source {uri!r} is outside the storage root (STT_LOCAL_ROOT or a file:// prefix of STT_ALLOWED_SOURCES)")
+    rel = _check_relative(resolved.relative_to(root).as_posix(), uri)
+    return SourceLocation(uri=f"file://{resolved}", scheme="file", root=f"file://{root}", relative=rel)
 
 
 def object_path(uri: str, settings: Settings):
@@ -114,16 +148,24 @@ def stat_size(uri: str, settings: Settings) -> int:
     return path.size()
 
 
-def download(uri: str, dest: Path, settings: Settings) -> Path:
-    """Copy an object to a local file (atomically: a partial download never looks complete)."""
+def download(uri: str, dest: Path, settings: Settings, *, max_bytes: int | None = None) -> Path:
+    """Copy an object to a local file, atomically (a partial download never looks complete and never
+    outlives the call); FileTooLarge as soon as more than `max_bytes` arrive."""
     started = time.monotonic()
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".part")
     path = object_path(uri, settings)
-    with path.open("rb") as src, open(partial, "wb") as out:
-        while block := src.read(4 * 1024 * 1024):
-            out.write(block)
-    partial.replace(dest)
+    try:
+        received = 0
+        with path.open("rb") as src, open(partial, "wb") as out:
+            while block := src.read(4 * 1024 * 1024):
+                received += len(block)
+                if max_bytes is not None and received > max_bytes:
+                    raise FileTooLarge(f"source is over the limit of {max_bytes} bytes")
+                out.write(block)
+        partial.replace(dest)
+    finally:
+        partial.unlink(missing_ok=True)
     logger.debug("downloaded {} ({} bytes) in {:.2f}s", uri, dest.stat().st_size, time.monotonic() - started)
     return dest
 
@@ -156,10 +198,22 @@ def read_text(uri: str, settings: Settings) -> str:
 
 
 def delete_tree(uri: str, settings: Settings) -> None:
-    """Remove a work folder; missing is fine."""
+    """Remove a folder; missing is fine. A local folder must resolve inside a storage root."""
+    if uri.startswith("file://"):
+        local = Path(uri.removeprefix("file://"))
+        if not any(_is_strictly_inside(local, root) for root in local_roots(settings)):
+            raise PathOutsideRoot(f"{local} is not inside a storage root: not deleted")
     path = object_path(uri, settings)
     if path.exists():
         path.fs.rm(path.path, recursive=True)
+
+
+def _is_strictly_inside(path: Path, root: Path) -> bool:
+    try:
+        inside(root, path)
+    except PathOutsideRoot:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
