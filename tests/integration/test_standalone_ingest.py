@@ -181,6 +181,70 @@ def test_params_form_schema_over_rest(airflow):
     assert params["source"]["schema"]["type"] == "string" and params["source"]["description"]
 
 
+def test_hostile_rest_triggers_are_refused_with_their_reason(airflow, jobs, tmp_path):
+    """A path as job id is refused by the trigger schema (HTTP 400 naming job_id) and creates no run; a source
+    outside every storage root runs, fails fast with SOURCE_OUTSIDE_ROOT and leaves the file it named alone."""
+    stack, client = airflow
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "keep.txt").write_text("canary")
+    for job_id in (str(canary), "../../etc", "a/b"):
+        refused = client._http.post("/api/v2/dags/stt_transcribe/dagRuns", json={
+            "logical_date": None, "dag_run_id": "hostile-rest", "conf": {"source": f"s3://{BUCKET}/rest/jfk.wav", "job_id": job_id}})
+        assert refused.status_code == 400 and "job_id" in refused.text, (job_id, refused.status_code, refused.text[:300])
+    assert client._http.get("/api/v2/dags/stt_transcribe/dagRuns/hostile-rest").status_code == 404
+    client.trigger("stt_transcribe", {"source": f"file://{canary}/keep.txt", "job_id": "hostile-rest-outside"}, run_id="hostile-rest-outside")
+    assert client.wait_for_run("stt_transcribe", "hostile-rest-outside", timeout_s=120)["state"] == "failed"
+    doc = jobs.find_one({"_id": "hostile-rest-outside"})
+    assert (doc["status"], doc["error"]["code"]) == ("FAILED", "SOURCE_OUTSIDE_ROOT")
+    assert sorted(p.name for p in canary.iterdir()) == ["keep.txt"]
+
+
+def whisper_processes_of(job_id: str) -> list:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if "whisper-cli" in cmdline and f"/{job_id}/" in cmdline and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_transcribe_task_failed_from_the_ui_leaves_no_whisper_running(airflow, s3_server, jobs, tmp_path):
+    """Marking a running transcribe task failed (as from the UI) makes Airflow's supervisor kill the task process;
+    its whisper-cli goes with it, the job is FAILED and its work folder is removed."""
+    stack, client = airflow
+    s3 = s3_server.client()
+    (AudioSegment.from_wav(JFK_WAV) * 9).export(tmp_path / "long.wav", format="wav")
+    s3.upload_file(str(tmp_path / "long.wav"), BUCKET, "kill/long.wav")
+    client.trigger("stt_transcribe", {"source": f"s3://{BUCKET}/kill/long.wav", "language": "en", "model": "base", "job_id": "hostile-kill"},
+                   run_id="hostile-kill")
+    deadline = time.monotonic() + 180
+    while not whisper_processes_of("hostile-kill"):
+        assert time.monotonic() < deadline, "whisper-cli never started"
+        time.sleep(0.2)
+    tis = client._call("GET", "/dags/stt_transcribe/dagRuns/hostile-kill/taskInstances", params={"limit": 100})["task_instances"]
+    running = [ti for ti in tis if ti["task_id"] == "transcribe" and ti["state"] == "running"]
+    assert running, [(ti["task_id"], ti["map_index"], ti["state"]) for ti in tis]
+    for ti in running:
+        client._call("PATCH", f"/dags/stt_transcribe/dagRuns/hostile-kill/taskInstances/transcribe/{ti['map_index']}", json={"new_state": "failed"})
+    deadline = time.monotonic() + 60
+    while whisper_processes_of("hostile-kill"):
+        assert time.monotonic() < deadline, "whisper-cli outlived its task"
+        time.sleep(0.5)
+    assert client.wait_for_run("stt_transcribe", "hostile-kill", timeout_s=180)["state"] == "failed"
+    deadline = time.monotonic() + 60
+    while jobs.find_one({"_id": "hostile-kill"})["status"] != "FAILED":
+        assert time.monotonic() < deadline, jobs.find_one({"_id": "hostile-kill"})
+        time.sleep(1)
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="work/hostile-kill/")
+    assert listed.get("KeyCount", 0) == 0, [o["Key"] for o in listed.get("Contents", [])]
+
+
 def test_cli_submit_wait_prints_the_transcript(airflow, s3_server, mongo_server, tmp_path):
     stack, _ = airflow
     env = {**os.environ, "STT_AIRFLOW_URL": stack.url, "STT_AIRFLOW_PASSWORD": stack.admin_password(),
