@@ -9,7 +9,7 @@ import pytest
 
 from stt.airflow_glue import job_id_for, runs_task_processes
 from stt.airflow_settings import sqlite_lock_timeout
-from stt.errors import InvalidAudio, SourceNotFound, WhisperFailed, error_code
+from stt.errors import InvalidAudio, InvalidParameter, SourceNotFound, WhisperFailed, error_code
 from stt.log import mask_secrets
 from stt.whisper import parse_output, whisper_language
 
@@ -59,11 +59,14 @@ def test_parse_whisper_json():
     assert run.segments == [{"start": 0.0, "end": 7.6, "text": "And so my fellow Americans"}]
 
 
-def test_english_only_models_refuse_other_languages():
-    assert whisper_language("tiny.en", "auto") == "en"
+def test_english_only_models_refuse_other_languages_and_detection():
+    assert whisper_language("tiny.en", "en") == "en"
     assert whisper_language("base", "vi") == "vi"
-    with pytest.raises(Exception, match="English-only"):
-        whisper_language("tiny.en-q5_1", "vi")
+    assert whisper_language("base", "auto") == "auto"
+    for model, language in (("tiny.en-q5_1", "vi"), ("tiny.en", "auto")):
+        with pytest.raises(InvalidParameter, match="English-only") as caught:
+            whisper_language(model, language)
+        assert caught.value.code == "MODEL_LANGUAGE_MISMATCH"
 
 
 def test_job_id_is_stable_per_run_unless_given():
@@ -156,3 +159,16 @@ def test_logs_imported_before_airflow_configures_logging_reach_its_handlers_once
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[('INFO', '[job_id=j1] after')]"
     assert "before any handler" in out.stderr and "after" not in out.stderr
+
+
+def test_log_records_name_the_callers_file_and_line_and_mask_secrets(caplog):
+    import inspect
+
+    from stt.log import logger
+
+    with caplog.at_level("INFO", logger="stt"):
+        line = inspect.currentframe().f_lineno + 1
+        logger.bind(job_id="j-1", chunk=3).info("connecting to s3://key:hunter2@minio:9000 with password=hunter2")
+    record = caplog.records[-1]
+    assert (record.filename, record.lineno, record.funcName) == ("test_small_units.py", line, "test_log_records_name_the_callers_file_and_line_and_mask_secrets")
+    assert record.getMessage() == "[job_id=j-1 chunk=3] connecting to s3://key:***@minio:9000 with password=***"

@@ -34,13 +34,14 @@ def _context(extra: dict) -> str:
 
 
 def _to_stdlib(message) -> None:
+    """Hand a loguru record to stdlib logging as a record of the caller's file, line and function."""
     record = message.record
+    if record["level"].no < _std.getEffectiveLevel():
+        return
     text = mask_secrets(_context(record["extra"]) + record["message"])
-    if record["exception"] is not None:
-        exc = record["exception"]
-        _std.log(record["level"].no, text, exc_info=(exc.type, exc.value, exc.traceback))
-    else:
-        _std.log(record["level"].no, text)
+    exc = record["exception"]
+    _std.handle(_std.makeRecord(_std.name, record["level"].no, record["file"].path, record["line"], text, (),
+                                (exc.type, exc.value, exc.traceback) if exc is not None else None, func=record["function"]))
 
 
 class _ConsoleWhenUnconfigured(logging.StreamHandler):
