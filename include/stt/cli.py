@@ -1,13 +1,13 @@
 """`stt`: submit recordings and follow jobs from a terminal (Airflow REST API for runs, MongoDB for job state).
 
-    stt submit FILE|URI [--language auto|en|vi] [--model base] [--priority normal] [--wait]
+    stt submit FILE|FOLDER|GLOB|URI ... [--language auto|en|vi] [--model MODEL] [--priority normal] [--wait]
     stt status JOB          stt result JOB [--format txt|srt|vtt|json]
     stt list [--status FAILED] [--limit 20]       stt stats [--csv FILE]       stt retry JOB      stt health
 
 Configuration (environment; defaults come from the local stack started by scripts/run-local.sh):
     STT_AIRFLOW_URL, STT_AIRFLOW_USER, STT_AIRFLOW_PASSWORD   the Airflow API server and a user
     STT_MONGO_URL, STT_MONGO_DB                               the job store
-    STT_UPLOAD_URI                                            where `submit FILE` uploads (s3://bucket/inbox/ or file:///…/inbox/)
+    STT_UPLOAD_URI                                            where `submit` uploads local files (s3://bucket/inbox/ or file:///…/inbox/)
     AIRFLOW_CONN_STT_S3                                       S3/MinIO credentials when uploads or results are on s3://
 """
 
@@ -15,16 +15,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
+import glob
 import json
 import os
+import shutil
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+import httpx
 
 from stt.config import LANGUAGES, Settings
 from stt.errors import InvalidSource
 from stt.formats import FORMATS
+from stt.ingest import TRANSCRIBE_DAG_ID
 from stt.jobs import COMPLETED, FAILED, STATUSES, JobStore
 from stt.log import mask_secrets
 
@@ -80,46 +88,214 @@ class CliConfig:
         return AirflowClient(self.airflow_url, self.user, self.password)
 
 
-def _source_for(target: str, cfg: CliConfig, settings: Settings) -> str:
-    """A URI as given, or a local file uploaded to the upload location."""
+MEDIA_EXTENSIONS = frozenset({
+    ".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aif", ".aiff", ".amr", ".au", ".caf", ".wv",
+    ".ac3", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".3gp", ".flv",
+})
+GLOB_CHARS = frozenset("*?[")
+UPLOAD_THREADS = 4
+CLAIM_LEASE_S = 900
+
+
+@dataclass(frozen=True)
+class Target:
+    """One recording to submit: an object URI, or a local file (`local`) and the name it is uploaded under."""
+
+    uri: str = ""
+    local: Path | None = None
+    upload_name: str = ""
+
+    @property
+    def label(self) -> str:
+        return str(self.local) if self.local else self.uri
+
+
+def is_media(path: Path | str) -> bool:
+    return PurePosixPath(str(path)).suffix.lower() in MEDIA_EXTENSIONS
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def media_in_folder(folder: Path) -> list[tuple[Path, str]]:
+    """A folder's media files (recursively, hidden ones left out), each with its upload name `<folder>/<relative path>`."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and is_media(path) and not _hidden(relative):
+            found.append((path, f"{folder.resolve().name}/{relative.as_posix()}"))
+    return found
+
+
+def expand_local(arg: str) -> list[tuple[Path, str]]:
+    """A local file, folder or glob (expanded here when the shell did not) → (file, upload name) pairs; [] when nothing matches."""
+    path = Path(arg).expanduser()
+    if path.is_file():
+        return [(path, path.name)]
+    if path.is_dir():
+        return media_in_folder(path)
+    if not GLOB_CHARS & set(arg):
+        return []
+    found = []
+    for match in sorted(glob.glob(str(path), recursive=True)):
+        match_path = Path(match)
+        found += media_in_folder(match_path) if match_path.is_dir() else [(match_path, match_path.name)]
+    return found
+
+
+def expand_uri(arg: str, settings: Settings) -> list[str]:
+    """An object URI as given; a URI ending in `/` → the media objects under it; a URI glob → the objects it matches."""
     from stt import storage
 
-    if "://" in target:
-        return target
-    path = Path(target)
-    if not path.is_file():
-        raise SystemExit(f"stt: {target}: no such file (give a local file or an s3:// / file:// URI)")
-    if not cfg.upload_uri:
-        raise SystemExit("stt: set STT_UPLOAD_URI (e.g. s3://bucket/inbox/) to upload local files")
-    uri = cfg.upload_uri.rstrip("/") + "/" + path.name
-    storage.upload(path, uri, settings)
-    print(f"uploaded {path} → {uri}", file=sys.stderr)
-    return uri
+    listable = arg.partition("://")[0].lower() in storage.SUPPORTED_SCHEMES
+    if not listable or (not arg.endswith("/") and not GLOB_CHARS & set(arg)):
+        return [arg]  # submit() refuses what is not a supported object URI, with the reason
+    first_glob = min((arg.index(c) for c in GLOB_CHARS if c in arg), default=len(arg))
+    prefix = arg[: arg.rfind("/", 0, first_glob) + 1]
+    uris = [obj.uri for obj in storage.list_objects(prefix, settings)]
+    if arg.endswith("/") and first_glob == len(arg):
+        return [uri for uri in uris if is_media(uri) and not _hidden(Path(uri[len(prefix):]))]
+    return [uri for uri in uris if fnmatch.fnmatchcase(uri, arg)]
+
+
+def expand_targets(args: list[str], settings: Settings) -> tuple[list[Target], list[str]]:
+    """Every file, folder, glob and URI given → the recordings to submit, each once (in the order given),
+    and the problems found (an argument matching nothing, two files that would upload under one name)."""
+    targets, problems, seen = [], [], set()
+    by_upload_name: dict[str, Path] = {}
+    for arg in args:
+        if "://" in arg:
+            found = [Target(uri=uri) for uri in expand_uri(arg, settings)]
+        else:
+            found = [Target(local=path, upload_name=name) for path, name in expand_local(arg)]
+        if not found:
+            problems.append(f"{arg}: no such file or folder, or nothing matches (give local files, folders, globs or s3:// / file:// URIs)")
+        for target in found:
+            key = target.local.resolve() if target.local else target.uri
+            if key in seen:
+                continue
+            seen.add(key)
+            if target.local:
+                first = by_upload_name.setdefault(target.upload_name, target.local)
+                if first != target.local:
+                    problems.append(f"{target.local}: would upload under the same name as {first} ({target.upload_name}); submit it separately")
+                    continue
+            targets.append(target)
+    return targets, problems
+
+
+@dataclass
+class Submission:
+    """What became of one target: `state` is submitted, existing (this content is a job already) or refused."""
+
+    target: Target
+    state: str
+    job_id: str = ""
+    message: str = ""
+
+
+class Submitter:
+    """Uploads, claims and triggers targets with one job store and one Airflow API client (and token) for all."""
+
+    def __init__(self, cfg: CliConfig, settings: Settings, store: JobStore, conf: dict):
+        self.cfg, self.settings, self.store, self.conf = cfg, settings, store, conf
+        self._airflow = None
+        self._airflow_lock = threading.Lock()
+
+    def airflow(self):
+        with self._airflow_lock:
+            if self._airflow is None:
+                self._airflow = self.cfg.airflow()
+            return self._airflow
+
+    def close(self) -> None:
+        if self._airflow is not None:
+            self._airflow.close()
+
+    def source_of(self, target: Target) -> str:
+        if not target.local:
+            return target.uri
+        if not self.cfg.upload_uri:
+            raise InvalidSource("set STT_UPLOAD_URI (e.g. s3://bucket/inbox/) to upload local files")
+        return self.cfg.upload_uri.rstrip("/") + "/" + target.upload_name
+
+    def submit(self, target: Target) -> Submission:
+        """Refused with its reason, or claimed through `claim_objects` (the same claim as ingestion) and triggered."""
+        from stt import storage
+        from stt.ingest import claim_objects, job_id_for_object
+
+        try:
+            source = self.source_of(target)
+            location = storage.locate(source, self.settings)
+            if location.in_pipeline_area(self.settings):
+                raise InvalidSource(f"source {source!r} is one of the pipeline's own files (under {self.settings.work_prefix}/ or {self.settings.output_prefix}/)")
+            if target.local:
+                storage.upload(target.local, location.uri, self.settings)
+                print(f"uploaded {target.local} → {location.uri}", file=sys.stderr)
+            obj = storage.object_info(location.uri, self.settings)
+        except InvalidSource as exc:
+            return Submission(target, "refused", message=f"[{exc.code}] {exc}")
+        except FileNotFoundError:
+            return Submission(target, "refused", message=f"[SOURCE_NOT_FOUND] no such file or object: {target.label}")
+        except OSError as exc:  # one unreadable file or failed upload does not stop the others
+            return Submission(target, "refused", message=f"[UPLOAD_FAILED] {mask_secrets(str(exc))}")
+        job_id = job_id_for_object(obj)
+        requests = claim_objects([obj], store=self.store, origin="cli", claimed_by="cli", conf=self.conf, limit=1, lease_s=CLAIM_LEASE_S,
+                                 settings=self.settings)
+        if not requests:
+            status_now = (self.store.get(job_id) or {}).get("status")
+            return Submission(target, "existing", job_id, f"{obj.uri} (this content) is already job {job_id}: {status_now}")
+        request = requests[0]
+        try:
+            run = self.airflow().trigger(TRANSCRIBE_DAG_ID, request["conf"], run_id=request["trigger_run_id"])
+        except (RuntimeError, httpx.HTTPError) as exc:  # the claim stays PENDING: ingestion re-offers it when its lease ends
+            return Submission(target, "refused", job_id, f"claimed as job {job_id} but not started: {mask_secrets(str(exc))}")
+        return Submission(target, "submitted", job_id, f"job {job_id} submitted (run {run['dag_run_id']}): {obj.uri}")
 
 
 def submit(args, cfg: CliConfig) -> int:
-    from stt import storage
-    from stt.ingest import claim_objects, job_id_for_object
-
+    """Submit every target in one process; print each job id on stdout as it is submitted, then follow them with --wait."""
+    started = time.monotonic()
     settings = Settings.from_env()
-    source = _source_for(args.target, cfg, settings)
-    try:
-        storage.locate(source, settings)
-    except InvalidSource as exc:
-        raise SystemExit(f"stt: [{exc.code}] {exc}") from None
+    targets, problems = expand_targets(args.targets, settings)
+    for problem in problems:
+        print(f"stt: {problem}", file=sys.stderr)
+    if not targets:
+        return 1
+    conf = {"language": args.language, "model": args.model or settings.default_model, "priority": args.priority,
+            "formats": args.formats or list(FORMATS)}
     store = cfg.store()
-    obj = storage.object_info(source, settings)
-    conf = {"language": args.language, "model": args.model, "priority": args.priority, "formats": args.formats or list(FORMATS)}
-    requests = claim_objects([obj], store=store, origin="cli", claimed_by="cli", conf=conf, limit=1, lease_s=900, settings=settings)
-    job_id = job_id_for_object(obj)
-    if not requests:
-        print(f"{source} (this content) is already job {job_id}: {store.get(job_id).get('status')}", file=sys.stderr)
-    else:
-        request = requests[0]
-        run = cfg.airflow().trigger("stt_transcribe", request["conf"], run_id=request["trigger_run_id"])
-        print(f"job {job_id} submitted (run {run['dag_run_id']})", file=sys.stderr)
-    emit(job_id)
-    return follow(job_id, store, settings) if args.wait else 0
+    submitter = Submitter(cfg, settings, store, conf)
+    job_ids, refused = [], len(problems)
+    try:
+        with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(targets))) as pool:
+            for done in pool.map(submitter.submit, targets):  # in the order given, each as soon as it and those before it are in
+                if done.state == "refused":
+                    refused += 1
+                    print(f"stt: {done.target.label}: {done.message}", file=sys.stderr)
+                    continue
+                print(done.message, file=sys.stderr)
+                if done.job_id not in job_ids:
+                    job_ids.append(done.job_id)
+                    emit(done.job_id, flush=True)
+    finally:
+        submitter.close()
+    if not args.wait or not job_ids:
+        return 1 if refused else 0
+    if len(targets) == 1:
+        return follow(job_ids[0], store, settings, timeout_s=args.timeout)
+    outcome = follow_all(job_ids, store, started=started, timeout_s=args.timeout)
+    return outcome or (1 if refused else 0)
+
+
+def published_output(doc: dict, fmt: str | None = None) -> tuple[str | None, str | None]:
+    """(format, URI) of a job's result: `fmt` if asked, else txt, else the first format published."""
+    outputs = {k: v for k, v in (doc.get("outputs") or {}).items() if v}
+    if fmt:
+        return fmt, outputs.get(fmt)
+    chosen = "txt" if "txt" in outputs else next(iter(outputs), None)
+    return chosen, outputs.get(chosen) if chosen else None
 
 
 def follow(job_id: str, store: JobStore, settings: Settings, timeout_s: float = 3600) -> int:
@@ -138,11 +314,111 @@ def follow(job_id: str, store: JobStore, settings: Settings, timeout_s: float = 
                 err = doc.get("error") or {}
                 print(f"FAILED [{err.get('code')}] {err.get('message')}", file=sys.stderr)
                 return 1
-            emit(storage.read_text(doc["outputs"]["txt"], settings), end="")
+            _, uri = published_output(doc)
+            emit(storage.read_text(uri, settings) if uri else "", end="")
             return 0
         time.sleep(1)
     print(f"stt: job {job_id} still running after {timeout_s:.0f}s", file=sys.stderr)
     return 2
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """Where a set of jobs stands: counts, audio seconds of the completed ones, wall seconds since submission."""
+
+    total: int
+    done: int
+    failed: int
+    audio_s: float
+    wall_s: float
+
+    @classmethod
+    def of(cls, docs: list[dict], total: int, wall_s: float) -> "BatchState":
+        completed = [d for d in docs if d.get("status") == COMPLETED]
+        return cls(total=total, done=len(completed), failed=sum(d.get("status") == FAILED for d in docs),
+                   audio_s=sum(float(d.get("duration_s") or 0) for d in completed), wall_s=wall_s)
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+    @property
+    def speed(self) -> float:
+        """Real-time factor: audio seconds transcribed per wall second."""
+        return self.audio_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    def line(self, width: int = 24) -> str:
+        filled = round(width * self.finished / self.total) if self.total else width
+        return (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} done, {self.failed} failed · "
+                f"{self.audio_s / 3600:.3f} h audio · {self.speed:.2f}x real time · {_clock(self.wall_s)}")
+
+
+class ProgressLine:
+    """One progress line on a stream: rewritten in place on a terminal; otherwise a plain line when the counts
+    change, and at least every `every_s` seconds."""
+
+    def __init__(self, stream=None, every_s: float = 15.0):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every_s = every_s
+        self._last_counts, self._last_at, self._width = None, 0.0, 0
+
+    def show(self, state: BatchState) -> None:
+        text = state.line()
+        if self.tty:
+            text = text[: shutil.get_terminal_size().columns - 1]  # a wrapped line could not be rewritten in place
+            self.stream.write("\r" + text.ljust(self._width))
+            self._width = len(text)
+        else:
+            counts = (state.done, state.failed)
+            if counts == self._last_counts and time.monotonic() - self._last_at < self.every_s:
+                return
+            self._last_counts, self._last_at = counts, time.monotonic()
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def follow_all(job_ids: list[str], store: JobStore, *, started: float, timeout_s: float = 3600, poll_s: float = 1.0) -> int:
+    """One progress line for all jobs until each has ended, then a summary (stderr); 1 if any job failed, 2 on timeout."""
+    fields = {"status": 1, "source": 1, "duration_s": 1, "error": 1, "outputs": 1}
+    progress, deadline = ProgressLine(), time.monotonic() + timeout_s
+    while True:
+        docs = list(store.collection.find({"_id": {"$in": job_ids}}, fields))
+        state = BatchState.of(docs, len(job_ids), time.monotonic() - started)
+        progress.show(state)
+        if state.finished == state.total or time.monotonic() > deadline:
+            break
+        time.sleep(poll_s)
+    progress.close()
+    by_id = {d["_id"]: d for d in docs}
+    for job_id in job_ids:
+        doc = by_id.get(job_id, {})
+        status_now = doc.get("status", "PENDING")
+        if status_now == COMPLETED:
+            detail = f"{float(doc.get('duration_s') or 0):.1f} s audio → {published_output(doc)[1]}"
+        elif status_now == FAILED:
+            err = doc.get("error") or {}
+            detail = f"[{err.get('code')}] {err.get('message')}"
+        else:
+            detail = "not finished"
+        print(f"{status_now:10s} {job_id}  {doc.get('source', '')}  {detail}", file=sys.stderr)
+    print(f"{state.total} jobs: {state.done} completed, {state.failed} failed, {state.total - state.finished} unfinished · "
+          f"{state.audio_s / 3600:.3f} h audio in {state.wall_s:.1f} s · {state.speed:.2f}x real time", file=sys.stderr)
+    if state.finished < state.total:
+        print(f"stt: {state.total - state.finished} job(s) still running after {timeout_s:.0f}s", file=sys.stderr)
+        return 2
+    return 1 if state.failed else 0
 
 
 def status(args, cfg: CliConfig) -> int:
@@ -157,12 +433,14 @@ def status(args, cfg: CliConfig) -> int:
 
 
 def result(args, cfg: CliConfig) -> int:
+    """Print a job's transcript in the format asked for, else txt, else the first format published."""
     from stt import storage
 
     doc = cfg.store().get(args.job) or {}
-    uri = (doc.get("outputs") or {}).get(args.format)
+    fmt, uri = published_output(doc, args.format)
     if doc.get("status") != COMPLETED or not uri:
-        print(f"stt: job {args.job} has no {args.format} result (status {doc.get('status', 'unknown')})", file=sys.stderr)
+        published = ", ".join(k for k, v in (doc.get("outputs") or {}).items() if v) or "none"
+        print(f"stt: job {args.job} has no {fmt or ''} result (status {doc.get('status', 'unknown')}; published: {published})", file=sys.stderr)
         return 1
     emit(storage.read_text(uri, Settings.from_env()), end="")
     return 0
@@ -258,13 +536,17 @@ def health(args, cfg: CliConfig) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stt", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("submit", help="upload (if a local file) and transcribe")
-    p.add_argument("target", help="local file, s3://bucket/key or file:///path")
+    p = sub.add_parser("submit", help="upload (local files) and transcribe one or many recordings")
+    p.add_argument("targets", nargs="+", metavar="TARGET",
+                   help="local files, folders (their media files), globs (also quoted: 'recordings/*.mp3'), "
+                        "s3://bucket/key or file:///path URIs (a URI ending in / or holding a glob: the objects it names)")
     p.add_argument("--language", default="auto", choices=LANGUAGES)
-    p.add_argument("--model", default=os.environ.get("STT_DEFAULT_MODEL", "base"))
+    p.add_argument("--model", help="whisper model (default: STT_DEFAULT_MODEL)")
     p.add_argument("--priority", default="normal", choices=("high", "normal", "low"))
     p.add_argument("--formats", nargs="+", choices=FORMATS)
-    p.add_argument("--wait", action="store_true", help="follow progress and print the transcript")
+    p.add_argument("--wait", action="store_true",
+                   help="follow the jobs: one file prints its transcript; many show one progress line and a summary on stderr")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds --wait follows the jobs (exit 2 when some are still running)")
     p.set_defaults(func=submit)
     p = sub.add_parser("status", help="a job's document")
     p.add_argument("job")
@@ -272,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=status)
     p = sub.add_parser("result", help="print a job's transcript")
     p.add_argument("job")
-    p.add_argument("--format", default="txt", choices=FORMATS)
+    p.add_argument("--format", choices=FORMATS, help="default: txt if published, else the first format published")
     p.set_defaults(func=result)
     p = sub.add_parser("list", help="recent jobs")
     p.add_argument("--status", choices=STATUSES)

@@ -271,6 +271,73 @@ def test_cli_submit_wait_prints_the_transcript(airflow, s3_server, mongo_server,
     assert stats.returncode == 0 and "audio_hours_processed" in stats.stdout and csv.read_text().startswith("jobs_pending")
 
 
+def run_cli_timed(args, env, stderr_file):
+    """Run `stt` and note when each stdout line arrives: ([(seconds since start, line)], exit code, seconds in all)."""
+    started = time.monotonic()
+    with open(stderr_file, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "stt.cli", *args], env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        lines = [(time.monotonic() - started, line.rstrip("\n")) for line in proc.stdout]
+        code = proc.wait(timeout=600)
+    return lines, code, time.monotonic() - started
+
+
+def test_cli_submits_many_files_in_one_call_and_follows_them_with_one_progress_line(airflow, s3_server, mongo_server, jobs, tmp_path):
+    stack, client = airflow
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    jfk = AudioSegment.from_wav(JFK_WAV)
+    (jfk + jfk).export(folder / "twice.wav", format="wav")
+    for source in (JFK_WAV, JFK_MP3):
+        (folder / source.name).write_bytes(source.read_bytes())
+    texts = {"jfk.wav": JFK_TEXT, "jfk.mp3": JFK_TEXT, "twice.wav": JFK_TEXT + " " + JFK_TEXT}
+    env = {**os.environ, "STT_AIRFLOW_URL": stack.url, "STT_AIRFLOW_PASSWORD": stack.admin_password(),
+           "STT_MONGO_URL": mongo_server.url, "STT_UPLOAD_URI": f"s3://{BUCKET}/bulk/", "STT_HOME": str(tmp_path)}
+    options = ["--language", "en", "--model", "tiny.en"]
+
+    lines, code, elapsed = run_cli_timed(["submit", str(folder / "*.wav"), str(folder / "jfk.mp3"), str(folder / "jfk.wav"), *options, "--wait"],
+                                         env, tmp_path / "bulk.err")
+    stderr = (tmp_path / "bulk.err").read_text()
+    assert code == 0, stderr
+    job_ids = [line for _, line in lines]
+    assert len(job_ids) == 3 and all(re.fullmatch(r"obj-[0-9a-f]{20}", j) for j in job_ids), lines
+    docs = {d["source"].removeprefix(f"s3://{BUCKET}/bulk/"): d for d in jobs.find({"_id": {"$in": job_ids}})}
+    assert sorted(docs) == sorted(texts)
+    assert [docs[name]["_id"] for name in ("jfk.wav", "twice.wav", "jfk.mp3")] == job_ids, "job ids in the order given"
+    for name, doc in docs.items():
+        assert (doc["status"], doc["origin"]) == ("COMPLETED", "cli"), doc.get("error")
+        assert normalise(transcript_of(s3_server.client(), doc)) == normalise(texts[name])
+    audio_s = sum(d["duration_s"] for d in docs.values())
+    assert re.search(r"\] 3/3 done, 0 failed · 0\.01\d h audio · \d+\.\d\dx real time", stderr), stderr
+    assert f"3 jobs: 3 completed, 0 failed, 0 unfinished · {audio_s / 3600:.3f} h audio" in stderr, stderr
+    assert all(f"COMPLETED  {j}" in stderr for j in job_ids)
+
+    again = subprocess.run([sys.executable, "-m", "stt.cli", "submit", str(folder / "jfk.mp3"), f"s3://{BUCKET}/bulk/*.wav"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert sorted(again.stdout.splitlines()) == sorted(job_ids) and again.stderr.count("already job") == 3
+
+    # Submission cost alone, with no transcription competing for the cores: three calls of one file against one call of three.
+    client._call("PATCH", "/dags/stt_transcribe", json={"is_paused": True})
+    try:
+        singles = [run_cli_timed(["submit", str(folder / name), *options], {**env, "STT_UPLOAD_URI": f"s3://{BUCKET}/single/"},
+                                 tmp_path / "single.err") for name in texts]
+        bulk, bulk_code, bulk_submit_s = run_cli_timed(["submit", str(folder), *options], {**env, "STT_UPLOAD_URI": f"s3://{BUCKET}/bulk2/"},
+                                                       tmp_path / "bulk2.err")
+    finally:
+        client.unpause("stt_transcribe")
+    assert [code for _, code, _ in singles] == [0, 0, 0] and bulk_code == 0 and len(bulk) == 3
+    single_submit_s = sum(seconds for _, _, seconds in singles)
+    print(f"3 files, one call with --wait: {elapsed:.1f}s ({audio_s:.0f}s audio; job ids after {lines[0][0]:.1f}s, {lines[1][0]:.1f}s, "
+          f"{lines[2][0]:.1f}s); submitting 3 files: one call {bulk_submit_s:.1f}s, three calls {single_submit_s:.1f}s "
+          f"({', '.join(f'{s:.1f}' for _, _, s in singles)})")
+    assert bulk_submit_s < single_submit_s
+    submitted = [out[0][1] for out, _, _ in singles] + [line for _, line in bulk]
+    started = time.monotonic()
+    while jobs.count_documents({"_id": {"$in": submitted}, "status": "COMPLETED"}) < len(submitted):
+        assert time.monotonic() - started < 300, "jobs triggered while the DAG was paused did not complete after unpausing"
+        time.sleep(2)
+
+
 def test_bad_inputs_fail_fast_with_their_reason_beside_good_jobs(airflow, s3_server, jobs, tmp_path):
     """Bad files dropped in an inbox together with good ones: each bad one FAILED with its code and no retry,
     the good and the tricky-but-valid ones COMPLETED with the right transcript."""
