@@ -60,13 +60,17 @@ class AirflowClient:
             raise
 
     def set_pool(self, name: str, slots: int, description: str = "") -> dict:
-        """Create or resize a pool."""
+        """Create a pool, or bring an existing one to these settings (a no-op when it already has them)."""
+        wanted = {"name": name, "slots": slots, "description": description, "include_deferred": False}
         try:
-            return self._call("POST", "/pools", json={"name": name, "slots": slots, "description": description, "include_deferred": False})
+            pool = self._call("GET", f"/pools/{name}")
         except RuntimeError as exc:
-            if "HTTP 409" not in str(exc):
+            if "HTTP 404" not in str(exc):
                 raise
-            return self._call("PATCH", f"/pools/{name}", json={"name": name, "slots": slots, "description": description})
+            return self._call("POST", "/pools", json=wanted)
+        if all(pool.get(key) == value for key, value in wanted.items()):
+            return pool
+        return self._call("PATCH", f"/pools/{name}", json=wanted)  # a full body: Airflow validates it as a whole pool
 
     def run(self, dag_id: str, run_id: str) -> dict:
         return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 
@@ -35,25 +36,49 @@ def s3_conn_uri(endpoint_url: str) -> str:
 class MongoServer:
     """nx-27017 (MongoDB wire protocol on SQLite) as a child process with its own data folder."""
 
-    def __init__(self, data_dir: Path, port: int | None = None):
+    def __init__(self, data_dir: Path, port: int | None = None, env: dict | None = None):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        self.env = env
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}"
 
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "server.pid"
+
     def start(self, timeout_s: float = 20.0) -> "MongoServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.remove_stale_pid_file()
         binary = Path(sys.executable).parent / "nx-27017"
         self.process = subprocess.Popen(
             [str(binary), "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "-p", str(self.port),
-             "--log-file", str(self.data_dir / "server.log"), "--pid-file", str(self.data_dir / "server.pid")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+             "--log-file", str(self.data_dir / "server.log"), "--pid-file", str(self.pid_file)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=self.env,
         )
         self.wait_ready(timeout_s)
         return self
+
+    def remove_stale_pid_file(self) -> None:
+        """nx-27017 refuses to start while its pid file names a live process, whatever that process is: drop a
+        pid file left by a killed server (its pid now free or another program's); refuse if nx-27017 still runs there."""
+        import psutil
+
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            self.pid_file.unlink(missing_ok=True)
+            return
+        try:
+            command = " ".join(psutil.Process(pid).cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            command = ""
+        if "nx-27017" in command and str(self.data_dir) in command:
+            raise RuntimeError(f"nx-27017 (pid {pid}) already serves {self.data_dir}; stop it first")
+        self.pid_file.unlink(missing_ok=True)
 
     def wait_ready(self, timeout_s: float) -> None:
         import pymongo
@@ -127,16 +152,16 @@ def airflow_secrets_env(secrets_file: Path) -> dict:
         secrets_file.write_text(json.dumps({"jwt_secret": secrets.token_urlsafe(32), "secret_key": secrets.token_urlsafe(32),
                                             "fernet_key": Fernet.generate_key().decode()}))
         secrets_file.chmod(0o600)
-    shared = json.loads(secrets_file.read_text())
-    return {"AIRFLOW__API_AUTH__JWT_SECRET": shared["jwt_secret"], "AIRFLOW__API__SECRET_KEY": shared["secret_key"],
-            "AIRFLOW__CORE__FERNET_KEY": shared["fernet_key"]}
+    stack_secrets = json.loads(secrets_file.read_text())
+    return {"AIRFLOW__API_AUTH__JWT_SECRET": stack_secrets["jwt_secret"], "AIRFLOW__API__SECRET_KEY": stack_secrets["secret_key"],
+            "AIRFLOW__CORE__FERNET_KEY": stack_secrets["fernet_key"]}
 
 
 class AirflowStandalone:
     """`airflow standalone` (SQLite, LocalExecutor, scheduler, dag-processor, triggerer, API server) as a child process."""
 
     def __init__(self, home: Path, env: dict, port: int | None = None):
-        self.home = Path(home)
+        self.home = Path(home).resolve()  # absolute: the processes run in it
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # standalone runs `airflow …` by name
@@ -152,7 +177,7 @@ class AirflowStandalone:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, env=self.env, start_new_session=True, cwd=self.home)
         try:
             self.wait_healthy(timeout_s)
         except BaseException:
@@ -161,15 +186,19 @@ class AirflowStandalone:
         return self
 
     def wait_healthy(self, timeout_s: float) -> None:
+        """Wait until the API server answers and this start's scheduler heartbeats (a scheduler of an earlier,
+        killed run of the same home still looks healthy for half a minute)."""
         import httpx
 
+        started = datetime.now(timezone.utc) - timedelta(seconds=1)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"airflow standalone exited with {self.process.returncode}; see {self.log_file}")
             try:
-                health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=3).json()
-                if health.get("scheduler", {}).get("status") == "healthy":
+                scheduler = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=3).json().get("scheduler", {})
+                beat = scheduler.get("latest_scheduler_heartbeat")
+                if scheduler.get("status") == "healthy" and beat and datetime.fromisoformat(beat) >= started:
                     return
             except (httpx.HTTPError, ValueError):
                 pass
