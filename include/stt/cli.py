@@ -67,6 +67,8 @@ class CliConfig:
                 password = ""
         mongo_port = stack.get("mongo_port", 27017)
         storage_root = stack.get("storage_root")
+        if storage_root:  # file:// sources are confined to the stack's storage root, as its tasks are
+            os.environ.setdefault("STT_LOCAL_ROOT", storage_root)
         return cls(
             airflow_url=env.get("STT_AIRFLOW_URL") or stack.get("airflow_url") or "http://127.0.0.1:8080",
             user=env.get("STT_AIRFLOW_USER", "admin"),
