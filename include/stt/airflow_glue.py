@@ -52,8 +52,10 @@ def transcribe_params(settings: Settings) -> dict:
     from airflow.sdk import Param
 
     from stt.audio import METHODS as CHUNKING_METHODS
+    from stt.whisper import is_english_only
 
     models = sorted(set(settings.installed_models()) | set(KNOWN_MODELS))
+    language = "en" if is_english_only(settings.default_model) else "auto"  # an English-only model cannot detect
     return {
         "source": Param(
             type="string",
@@ -62,8 +64,11 @@ def transcribe_params(settings: Settings) -> dict:
             description="Object URI of the recording: s3://bucket/key (MinIO/AWS, Airflow connection "
             f"'{settings.s3_conn_id}') or file:///absolute/path.",
         ),
-        "language": Param("auto", type="string", enum=list(LANGUAGES), title="Language", description="Spoken language; auto detects it (needs a multilingual model such as base)."),
-        "model": Param(settings.default_model, type="string", examples=models, title="Model", description="whisper.cpp model name; the file whisper/models/ggml-<name>.bin must exist on the workers."),
+        "language": Param(language, type="string", enum=list(LANGUAGES), title="Language",
+                          description="Spoken language; auto detects it once per recording (needs a multilingual model such as base)."),
+        "model": Param(settings.default_model, type="string", examples=models, title="Model",
+                       description="whisper.cpp model name; the file whisper/models/ggml-<name>.bin must exist on the workers. "
+                       "English-only models (*.en) take language en only: with auto or vi the job fails with MODEL_LANGUAGE_MISMATCH."),
         "chunking": Param(settings.chunking, type="string", enum=list(CHUNKING_METHODS), title="Chunking",
                           description="silence: cut in pauses (fixed cuts with overlap where there are none); fixed: equal overlapping chunks; vad: pauses found by whisper.cpp's Silero VAD."),
         "formats": Param(list(FORMATS), type="array", items={"type": "string", "enum": list(FORMATS)}, uniqueItems=True, minItems=1,

@@ -34,7 +34,7 @@ class Settings:
     jobs_collection: str = "jobs"
     whisper_cli: Path = REPO_ROOT / "whisper" / "bin" / "whisper-cli"
     models_dir: Path = REPO_ROOT / "whisper" / "models"
-    default_model: str = "tiny.en"
+    default_model: str = "base"  # multilingual: the default language is auto (detected)
     local_root: Path | None = None
     allowed_sources: tuple[str, ...] = ()  # URI prefixes sources must lie under (any s3:// bucket and STT_LOCAL_ROOT when empty)
     scratch_dir: Path = Path(tempfile.gettempdir()) / "stt-scratch"

@@ -44,7 +44,7 @@ class IngestSettings:
             lease_s=float(env.get("STT_INGEST_LEASE_S", 900)),
             min_age_s=float(env.get("STT_INGEST_MIN_AGE_S", 2)),
             language=env.get("STT_INGEST_LANGUAGE", "auto"),
-            model=env.get("STT_INGEST_MODEL", "base"),
+            model=env.get("STT_INGEST_MODEL") or settings.default_model,
         )
 
 

@@ -161,6 +161,10 @@ class JobStore:
                                        "batches": {str(n): {"chunks": indexes} for n, indexes in enumerate(batches)}}},
                      event=f"chunked into {len(plans)}, {len(batches)} batch(es)")
 
+    def set_language_detected(self, job_id: str, detected: dict) -> None:
+        """Record the language detected for a job with `auto` (pipeline.decide_language): the decision and each window's result."""
+        self._update(job_id, {"$set": {"language_detected": detected}}, event=f"language detected: {detected.get('language') or 'none'}")
+
     def chunks_started(self, job_id: str, indexes: list[int], *, attempt: int, worker: str) -> None:
         at = now()
         fields = {}

@@ -10,13 +10,14 @@ import json
 import resource
 import shutil
 import time
+from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
 from stt import audio, batches, storage, whisper
 from stt.config import LANGUAGES, REFUSED_EXTENSIONS, Settings
 from stt.errors import (InvalidAudio, InvalidParameter, InvalidSource, SourceChanged, SourceNotFound, WhisperCrash, WhisperCrashed,
-                        WorkFilesGone)
+                        WhisperFailed, WhisperTimeout, WorkFilesGone)
 from stt.formats import FORMATS, render
 from stt.jobs import COMPLETED, JobStore, check_job_id
 from stt.log import logger
@@ -209,7 +210,8 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
         log.info("{:.2f}s of audio, {} chunking: {} silence(s), {} chunk(s) (cuts: {}), {} silent; {} transcription batch(es) of {} chunk(s)",
                  plan.duration_s, method, len(plan.silences), len(plan.chunks), cuts, sum(c.silent for c in plan.chunks),
                  len(grouped), "/".join(str(len(b)) for b in grouped))
-    return [{"batch": i, "chunks": b} for i, b in enumerate(grouped)]
+        decoding = decide_language(job, plan, files, settings=settings, store=store)
+    return [{"batch": i, "chunks": b, **decoding} for i, b in enumerate(grouped)]
 
 
 @contextmanager
@@ -221,6 +223,64 @@ def scratch_removed(settings: Settings, job_id: str):
         shutil.rmtree(scratch_dir(settings, job_id), ignore_errors=True)
 
 
+LANGUAGE_WINDOWS = 3  # chunks of a recording whisper detects its language on, spread over it
+CONFIDENT_P = 0.8  # a window detected at least this surely in another language than the vote's: the recording is mixed
+
+
+def speech_seconds(chunk: audio.ChunkPlan, silences: list[tuple[float, float]]) -> float:
+    """Seconds of a chunk's audio outside the silences found."""
+    return chunk.duration_s - sum(max(0.0, min(e, b) - max(s, a)) for s, e in chunk.spans for a, b in silences)
+
+
+def language_windows(plan: audio.Plan, count: int = LANGUAGE_WINDOWS) -> list[audio.ChunkPlan]:
+    """Up to `count` chunks to detect the language on: the audible chunks split in order into `count` stretches
+    of the recording, from each the chunk with the most speech (a leading silence or pauses are not chosen).
+    A recording of at most `count` audible chunks has each detected, as `-l auto` would (at the same cost)."""
+    audible = [c for c in plan.chunks if not c.silent]
+    stretches = [audible[i * len(audible) // count : (i + 1) * len(audible) // count] for i in range(count)]
+    return [max(stretch, key=lambda c: speech_seconds(c, plan.silences)) for stretch in stretches if stretch]
+
+
+def decide_language(job: dict, plan: audio.Plan, files: list[Path], *, settings: Settings, store: JobStore) -> dict:
+    """How the chunks are decoded: `{"language": …, "chunk_languages": {index: language}}`, for the batches.
+
+    A language given with the job is used as is. With `auto`, whisper detects the language once per job (one
+    process, an encoder pass per window) on `language_windows`; the windows vote with their probability times
+    their seconds of speech and every chunk is decoded told the winner (`-l auto` would cost every chunk an
+    encoder pass more). A window detected in another language with at least CONFIDENT_P makes the recording
+    mixed: each window is then decoded in its own language and the other chunks detect theirs (`-l auto`).
+    The result is recorded on the job (`language_detected`); when detection fails, each chunk detects its own."""
+    language = whisper.whisper_language(job["model"], job["language"])
+    windows = language_windows(plan) if language == "auto" else []
+    if not windows:  # a language was given, or nothing is audible (no chunk is transcribed)
+        return {"language": language, "chunk_languages": {}}
+    log = logger.bind(job_id=job["job_id"])
+    path_of = {c.index: path for c, path in zip(plan.chunks, files)}
+    started = time.monotonic()
+    try:
+        found = whisper.detect_languages([path_of[c.index] for c in windows], cli=settings.whisper_cli, model_path=settings.model_path(job["model"]),
+                                         threads=settings.whisper_threads, timeout_s=settings.whisper_timeout(sum(c.duration_s for c in windows)),
+                                         nice=settings.whisper_nice)
+    except (WhisperFailed, WhisperTimeout) as exc:
+        log.warning("language detection failed; each chunk detects its own language: {}", exc)
+        store.set_language_detected(job["job_id"], {"language": None, "error": str(exc)})
+        return {"language": "auto", "chunk_languages": {}}
+    results = [{"chunk": c.index, "start_s": c.start_s, "end_s": c.end_s, "speech_s": round(speech_seconds(c, plan.silences), 2),
+                "language": found_language, "p": round(p, 3)} for c, (found_language, p) in zip(windows, found)]
+    votes: dict[str, float] = defaultdict(float)
+    for result in results:
+        votes[result["language"]] += result["p"] * max(result["speech_s"], 0.1)
+    decided = max(votes, key=votes.get)
+    mixed = any(r["language"] != decided and r["p"] >= CONFIDENT_P for r in results)
+    store.set_language_detected(job["job_id"], {"language": decided, "vote_share": round(votes[decided] / sum(votes.values()), 3), "mixed": mixed,
+                                                "windows": results, "seconds": round(time.monotonic() - started, 3)})
+    log.info("language {} ({}) from {} window(s): {}", decided, "mixed recording: chunks detect their own" if mixed else "every chunk told it",
+             len(results), ", ".join(f"chunk {r['chunk']} {r['language']} p={r['p']:.2f}" for r in results))
+    if mixed:
+        return {"language": "auto", "chunk_languages": {str(r["chunk"]): r["language"] for r in results if r["p"] >= CONFIDENT_P}}
+    return {"language": decided, "chunk_languages": {}}
+
+
 def chunk_result_uri(job: dict, index: int, settings: Settings) -> str:
     return storage.locate(job["source"], settings).work_uri(settings, job["job_id"], "results", f"chunk-{index:05d}.json")
 
@@ -230,10 +290,14 @@ def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, a
     relative to the chunk) in the work folder as soon as whisper-cli finishes it.
 
     A retry keeps the chunks an earlier try finished (their results are in the work folder). A chunk the
-    planner found silent (nothing audible) is not sent to whisper: it has no text to give, only text to invent."""
+    planner found silent (nothing audible) is not sent to whisper: it has no text to give, only text to invent.
+    Chunks are decoded in the language the chunk step decided (`batch["language"]`, `batch["chunk_languages"]`;
+    see `decide_language`), one whisper-cli process per language."""
     job_id, number, refs = job["job_id"], batch["batch"], batch["chunks"]
     if completed_by_this_run(job, store, f"transcribe batch {number}"):
         return {"batch": number, "results": []}
+    language = batch.get("language") or whisper.whisper_language(job["model"], job["language"])
+    own_languages = batch.get("chunk_languages") or {}
     results = {ref["index"]: chunk_result_uri(job, ref["index"], settings) for ref in refs}
     with timed_step(store, job_id, "transcribe", batch=number) as log:
         todo = refs
@@ -255,35 +319,40 @@ def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, a
             # a folder per batch and try: batches of one job run side by side on a worker and clean up after themselves
             folder = scratch_dir(settings, job_id) / f"batch-{number:03d}-try-{attempt}"
             with work_files(f"a chunk of batch {number}"):
-                wavs = [storage.download(ref["uri"], folder / Path(ref["uri"]).name, settings) for ref in audible]
+                wavs = {ref["index"]: storage.download(ref["uri"], folder / Path(ref["uri"]).name, settings) for ref in audible}
             speech_s = sum(ref["duration_s"] for ref in audible)
+            by_language: dict[str, list[dict]] = defaultdict(list)
+            for ref in audible:
+                by_language[own_languages.get(str(ref["index"]), language)].append(ref)
 
-            def done(i: int, run: whisper.WhisperRun) -> None:
-                ref = audible[i]
+            def done(ref: dict, run: whisper.WhisperRun) -> None:
                 save_chunk_result(job, ref, run, results, settings=settings, store=store)
-                log.bind(chunk=ref["index"]).info("chunk {} ({:.1f}s audio) → {} segment(s), language {}, whisper {:.2f}s",
-                                                  ref["index"], ref["duration_s"], len(run.segments), run.language or "?", run.seconds)
+                log.bind(chunk=ref["index"]).info("chunk {} ({:.1f}s audio) → {} segment(s), language {} (told {}), whisper {:.2f}s",
+                                                  ref["index"], ref["duration_s"], len(run.segments), run.language or "?", run.language_told, run.seconds)
 
+            runs: list[whisper.ProcessStats] = []
             try:
-                stats = whisper.transcribe_many(
-                    wavs,
-                    cli=settings.whisper_cli,
-                    model_path=settings.model_path(job["model"]),
-                    language=whisper.whisper_language(job["model"], job["language"]),
-                    threads=settings.whisper_threads,
-                    timeout_s=settings.whisper_timeout(speech_s),
-                    extra_args=whisper.decode_args(job["model"], settings.word_timing),
-                    on_result=done,
-                    nice=settings.whisper_nice,
-                )
+                for chunk_language, group in by_language.items():
+                    runs.append(whisper.transcribe_many(
+                        [wavs[ref["index"]] for ref in group],
+                        cli=settings.whisper_cli,
+                        model_path=settings.model_path(job["model"]),
+                        language=chunk_language,
+                        threads=settings.whisper_threads,
+                        timeout_s=settings.whisper_timeout(sum(ref["duration_s"] for ref in group)),
+                        extra_args=whisper.decode_args(job["model"], settings.word_timing),
+                        on_result=lambda i, run, group=group: done(group[i], run),
+                        nice=settings.whisper_nice,
+                    ))
             except WhisperCrash as exc:
-                ref = audible[exc.index]
+                ref = group[exc.index]
                 if store.record_crash(job_id, ref["index"], message=str(exc)) >= MAX_CRASHES_PER_CHUNK:
                     raise WhisperCrashed(f"whisper-cli crashed on chunk {ref['index']} ({ref['start_s']:.1f}-{ref['end_s']:.1f}s of the recording) "
                                          f"{MAX_CRASHES_PER_CHUNK} times; not retried: {exc}") from exc
                 raise
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
+            stats = whisper.ProcessStats.combined(runs)
             task_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
             store.batch_finished(job_id, number, whisper_s=stats.seconds, whisper_cpu_s=stats.cpu_s, speech_s=speech_s, chunks=len(audible),
                                  whisper_rss_mb=stats.peak_rss_mb, task_rss_mb=task_rss_mb, task_uss_mb=unique_memory_mb(), worker=worker, attempt=attempt)

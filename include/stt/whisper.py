@@ -53,14 +53,16 @@ def decode_args(model: str, word_timing: str = "dtw") -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class WhisperRun:
-    """The parsed result of one whisper-cli process."""
+    """The parsed result of one whisper-cli process: `language` is the one whisper decoded in (told or
+    detected), `language_told` the `-l` value it was run with (`auto`: it detected the language itself)."""
 
     language: str
     segments: list[dict]
     seconds: float
+    language_told: str = ""
 
     def as_dict(self) -> dict:
-        return {"language": self.language, "segments": self.segments, "whisper_seconds": round(self.seconds, 3)}
+        return {"language": self.language, "language_told": self.language_told, "segments": self.segments, "whisper_seconds": round(self.seconds, 3)}
 
 
 def is_english_only(model: str) -> bool:
@@ -68,15 +70,15 @@ def is_english_only(model: str) -> bool:
 
 
 def whisper_language(model: str, language: str) -> str:
-    """The `-l` value for whisper-cli; English-only models accept only `en` (and `auto` means `en`)."""
-    if is_english_only(model):
-        if language not in ("auto", "en"):
-            raise InvalidParameter(
-                f"model {model!r} is English-only and cannot transcribe language {language!r}; "
-                "use a multilingual model such as 'base'",
-                code="UNSUPPORTED_LANGUAGE",
-            )
-        return "en"
+    """The `-l` value for whisper-cli: the language as given. An English-only model takes only `en`: with
+    `auto` or another language it would transcribe any speech as English, so that is refused."""
+    if is_english_only(model) and language != "en":
+        wanted = "detect the language (auto)" if language == "auto" else f"transcribe language {language!r}"
+        raise InvalidParameter(
+            f"model {model!r} is English-only and cannot {wanted}; use a multilingual model such as 'base', "
+            "or language 'en' for English speech",
+            code="MODEL_LANGUAGE_MISMATCH",
+        )
     return language
 
 
@@ -108,6 +110,11 @@ class ProcessStats:
     seconds: float
     cpu_s: float
     peak_rss_mb: float
+
+    @classmethod
+    def combined(cls, runs: list["ProcessStats"]) -> "ProcessStats":
+        """What several processes run one after another cost together."""
+        return cls(seconds=sum(r.seconds for r in runs), cpu_s=round(sum(r.cpu_s for r in runs), 3), peak_rss_mb=max(r.peak_rss_mb for r in runs))
 
 
 def transcribe_many(
@@ -187,6 +194,45 @@ def transcribe_many(
     return ProcessStats(seconds=seconds, cpu_s=round(usage.ru_utime + usage.ru_stime, 3), peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
 
 
+_DETECTED = re.compile(r"auto-detected language: (\w+) \(p = ([0-9.]+)\)")
+_PROCESSING = re.compile(r"^main: processing '(.*)' \(", re.MULTILINE)
+
+
+def detect_languages(wavs: list[Path], *, cli: Path, model_path: Path, threads: int, timeout_s: float, nice: int = 0) -> list[tuple[str, float]]:
+    """The language whisper detects in each WAV and its probability, with one whisper-cli process (`-dl`: it
+    detects on the first 30 s of each file, one encoder pass, and decodes nothing). Read from its log."""
+    check_installation(cli, model_path)
+    cmd = [str(cli), "-m", str(model_path), "-dl", "-t", str(threads)]
+    for wav in wavs:
+        cmd += ["-f", str(wav)]
+    logger.debug("running {}", " ".join(cmd))
+    try:
+        with procs.spawned(cmd, nice=nice, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+            _, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise WhisperTimeout(f"whisper-cli language detection did not finish within {timeout_s:.0f}s on {len(wavs)} file(s)") from exc
+    log = err.decode(errors="replace")
+    found = parse_detections(log)
+    missing = [wav.name for wav in wavs if str(wav) not in found]
+    if proc.returncode != 0 or missing:
+        tail = " | ".join(log.strip().splitlines()[-3:])
+        raise WhisperFailed(f"whisper-cli language detection failed (exit {proc.returncode}; no result for {', '.join(missing) or 'none'}): "
+                            f"{tail or 'no output'}")
+    return [found[str(wav)] for wav in wavs]
+
+
+def parse_detections(log: str) -> dict[str, tuple[str, float]]:
+    """File name → (language, probability) from whisper-cli's `-dl` log: each file's `processing '…'` line is
+    followed by its `auto-detected language: xx (p = 0.93)` line."""
+    found: dict[str, tuple[str, float]] = {}
+    starts = list(_PROCESSING.finditer(log))
+    for i, start in enumerate(starts):
+        section = log[start.end() : starts[i + 1].start() if i + 1 < len(starts) else len(log)]
+        if detected := _DETECTED.search(section):
+            found[start.group(1)] = (detected.group(1), float(detected.group(2)))
+    return found
+
+
 def parse_output(raw: bytes, seconds: float = 0.0) -> WhisperRun:
     """Turn whisper-cli's `-ojf` JSON into segments with times in seconds (relative to the chunk).
 
@@ -212,7 +258,7 @@ def parse_output(raw: bytes, seconds: float = 0.0) -> WhisperRun:
             last_end = words[-1]["end"]
         segments.append(segment)
     language = data.get("result", {}).get("language", "")
-    return WhisperRun(language=language, segments=segments, seconds=seconds)
+    return WhisperRun(language=language, segments=segments, seconds=seconds, language_told=data.get("params", {}).get("language", ""))
 
 
 def _text(value: str) -> str:
