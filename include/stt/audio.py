@@ -1,11 +1,14 @@
-"""Audio: probe with ffprobe, decode once to 16 kHz mono PCM with ffmpeg, plan and cut chunks with pydub."""
+"""Audio: probe with ffprobe, decode once to 16 kHz mono PCM with ffmpeg, plan and cut chunks reading the
+decoded file in blocks (memory stays flat however long the recording)."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import subprocess
-from collections.abc import Callable
+import wave
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -184,8 +187,92 @@ FRAME_S = 0.01  # one level per 10 ms
 SILENT_PEAK_DB = -50.0  # a chunk whose loudest 10 ms frame is quieter than this holds nothing to transcribe
 
 
+BLOCK_SAMPLES = 10 * SAMPLE_RATE  # samples read at a time (a whole number of frames)
+
+
+class Recording:
+    """16 kHz mono 16-bit samples, read in blocks: from a decoded WAV file (never loaded whole) or, for
+    short recordings and tests, from memory."""
+
+    def __init__(self, samples: int, *, path: Path | None = None, offset: int = 0, memory: np.ndarray | None = None) -> None:
+        self.samples, self.path, self.offset, self.memory = samples, path, offset, memory
+
+    @classmethod
+    def open(cls, wav: Path | str) -> Recording:
+        """A 16 kHz mono 16-bit PCM WAV file (what `decode_to_wav` writes), its samples left on disk."""
+        offset, count = _wav_data(Path(wav))
+        return cls(count, path=Path(wav), offset=offset)
+
+    @classmethod
+    def of(cls, segment) -> Recording:
+        """A pydub AudioSegment held in memory, as 16 kHz mono 16-bit."""
+        import numpy as np
+
+        if (segment.frame_rate, segment.channels, segment.sample_width) != (SAMPLE_RATE, 1, 2):
+            segment = segment.set_frame_rate(SAMPLE_RATE).set_channels(1).set_sample_width(2)
+        return cls(len(segment.raw_data) // 2, memory=np.frombuffer(segment.raw_data, dtype=np.int16))
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        """Samples [start, end) (clipped to the recording) as int16; callers keep the span bounded."""
+        import numpy as np
+
+        start, end = max(0, start), min(end, self.samples)
+        if end <= start:
+            return np.zeros(0, dtype=np.int16)
+        if self.memory is not None:
+            return self.memory[start:end]
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + 2 * start)
+            return np.fromfile(f, dtype="<i2", count=end - start)
+
+    def blocks(self, start: int = 0, end: int | None = None, size: int = BLOCK_SAMPLES) -> Iterator[tuple[int, np.ndarray]]:
+        """(first sample, samples) of [start, end) in blocks of at most `size` samples."""
+        end = self.samples if end is None else min(end, self.samples)
+        for at in range(start, end, size):
+            yield at, self.read(at, min(at + size, end))
+
+
+def _wav_data(path: Path) -> tuple[int, int]:
+    """(byte offset, sample count) of the samples of a 16 kHz mono 16-bit PCM WAV file; ValueError for another format."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise ValueError(f"{path} is not a WAV file")
+        fmt = None
+        while len(chunk := f.read(8)) == 8:
+            kind, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind == b"fmt ":
+                fmt = f.read(length)
+                f.seek(length % 2, 1)
+            elif kind == b"data":
+                offset = f.tell()
+                if fmt is None or fmt[:2] not in (b"\x01\x00", b"\xfe\xff") or int.from_bytes(fmt[2:4], "little") != 1 \
+                        or int.from_bytes(fmt[4:8], "little") != SAMPLE_RATE or int.from_bytes(fmt[14:16], "little") != 16:
+                    raise ValueError(f"{path} is not 16 kHz mono 16-bit PCM")
+                available = size - offset
+                return offset, (available if length in (0, 0xFFFFFFFF) or length > available else length) // 2
+            else:
+                f.seek(length + length % 2, 1)
+    raise ValueError(f"{path} has no audio data")
+
+
+def recording(audio) -> Recording:
+    """A Recording of a decoded WAV (path), an AudioSegment or a Recording."""
+    if isinstance(audio, Recording):
+        return audio
+    if isinstance(audio, (str, Path)):
+        return Recording.open(audio)
+    return Recording.of(audio)
+
+
 def load(wav: Path):
-    """The decoded WAV as a pydub AudioSegment (loaded once; planning and cutting share it)."""
+    """The decoded WAV loaded whole as a pydub AudioSegment: for short recordings only (the chunk step
+    reads the file in blocks through `Recording.open`)."""
     from pydub import AudioSegment
 
     audio = AudioSegment.from_wav(wav)
@@ -195,17 +282,21 @@ def load(wav: Path):
 
 
 def frame_levels(audio) -> np.ndarray:
-    """RMS level in dBFS of every 10 ms frame (a numpy pass over the samples: ~12x faster than
-    pydub.silence.detect_silence, which re-measures a sliding window at every step)."""
+    """RMS level in dBFS of every 10 ms frame, as float32, computed block by block (a numpy pass over the
+    samples: ~12x faster than pydub.silence.detect_silence, which re-measures a sliding window at every step)."""
     import numpy as np
 
-    samples = np.frombuffer(audio.raw_data, dtype=np.int16).astype(np.float32) / 32768.0
+    source = recording(audio)
     size = int(SAMPLE_RATE * FRAME_S)
-    count = -(-len(samples) // size)
-    padded = np.zeros(count * size, dtype=np.float32)
-    padded[: len(samples)] = samples
-    power = (padded.reshape(count, size) ** 2).mean(axis=1)
-    return 10.0 * np.log10(np.maximum(power, 1e-10))
+    levels = np.empty(-(-source.samples // size), dtype=np.float32)
+    for at, block in source.blocks():
+        samples = block.astype(np.float32) / 32768.0
+        count = -(-len(samples) // size)
+        padded = np.zeros(count * size, dtype=np.float32)
+        padded[: len(samples)] = samples
+        power = (padded.reshape(count, size) ** 2).mean(axis=1)
+        levels[at // size : at // size + count] = 10.0 * np.log10(np.maximum(power, 1e-10))
+    return levels
 
 
 def silence_threshold(levels, below_speech_db: float) -> float:
@@ -337,7 +428,12 @@ def _quietest(levels, lo_ms: int, hi_ms: int) -> int:
     a, b = int(lo_ms / 1000 / FRAME_S), min(int(hi_ms / 1000 / FRAME_S), len(frames))
     if b - a < 1:
         return hi_ms
-    smooth = np.convolve(10 ** (frames / 10), np.ones(5) / 5, mode="same")[a:b]
+    # smoothed over [a, b) only, with the 2 frames on each side the average needs (the same figures as
+    # smoothing the whole recording: every forced cut stays a small piece of work)
+    lo = max(a - 2, 0)
+    hi = min(max(b + 2, lo + 5), len(frames))
+    lo = max(min(lo, hi - 5), 0)
+    smooth = np.convolve(10 ** (frames[lo:hi] / 10), np.ones(5) / 5, mode="same")[a - lo : b - lo]
     return int(round((a + int(np.argmin(smooth)) + 0.5) * FRAME_S * 1000))
 
 
@@ -368,7 +464,9 @@ class Timeline:
     """The chunks' time (kept spans laid end to end) against recording time."""
 
     def __init__(self, spans: list[tuple[float, float]]) -> None:
+        """`spans`: in order, not overlapping (as `kept_spans` gives them)."""
         self.spans = spans
+        self.ends = [e for _, e in spans]
         self.offsets, total = [], 0.0
         for s, e in spans:
             self.offsets.append(total)
@@ -377,17 +475,19 @@ class Timeline:
 
     def to_virtual(self, t: float) -> float:
         """A recording time on the chunks' time (a removed stretch is one point)."""
-        for (s, e), off in zip(self.spans, self.offsets):
-            if t < s:
-                return round(off, 3)
-            if t <= e:
-                return round(off + t - s, 3)
-        return self.length
+        k = bisect.bisect_left(self.ends, t)  # the first span ending at or after t
+        if k == len(self.spans):
+            return self.length
+        (s, _), off = self.spans[k], self.offsets[k]
+        return round(off, 3) if t < s else round(off + t - s, 3)
 
     def pieces(self, v0: float, v1: float) -> tuple[tuple[float, float], ...]:
         """The recording spans making up [v0, v1) of the chunks' time."""
         out = []
-        for (s, e), off in zip(self.spans, self.offsets):
+        for k in range(max(bisect.bisect_right(self.offsets, v0) - 1, 0), len(self.spans)):
+            (s, e), off = self.spans[k], self.offsets[k]
+            if off >= v1:
+                break
             a, b = max(v0, off), min(v1, off + e - s)
             if b - a > 1e-6:
                 out.append((round(s + a - off, 3), round(s + b - off, 3)))
@@ -451,7 +551,7 @@ def plan_chunks(
     keep_silence_s: float = 0.0,
     vad: Callable[[], list[tuple[float, float]]] | None = None,
 ) -> Plan:
-    """Plan the chunks of a loaded 16 kHz mono recording with one of METHODS.
+    """Plan the chunks of a decoded 16 kHz mono recording (a Recording, a WAV path or an AudioSegment) with one of METHODS.
 
     - `silence`: cut in the middle of silences found on the samples (level relative to the recording),
       long silences shortened to 2 × `keep_silence_s` inside the chunks (`kept_spans`);
@@ -462,7 +562,7 @@ def plan_chunks(
     if method not in METHODS:
         raise ValueError(f"unknown chunking method {method!r}; choose one of {', '.join(METHODS)}")
     levels = frame_levels(audio)
-    duration = round(len(audio.raw_data) / 2 / SAMPLE_RATE, 3)
+    duration = round(recording(audio).samples / SAMPLE_RATE, 3)
     threshold = silence_threshold(levels, below_speech_db)
     if method == "vad":
         if vad is None:
@@ -485,14 +585,28 @@ def plan_chunks(
 
 
 def cut_chunks(wav, plans: list[ChunkPlan], out_dir: Path) -> list[Path]:
-    """Write each planned chunk of an already-decoded WAV (a path, or the AudioSegment already loaded from
-    it) as its own WAV file (no re-decode): its pieces laid end to end. Silent chunks are written too."""
-    audio = load(wav) if isinstance(wav, (str, Path)) else wav
+    """Write each planned chunk of an already-decoded recording (a WAV path, a Recording or an AudioSegment)
+    as its own WAV file (no re-decode): its pieces laid end to end, copied in blocks. Silent chunks are
+    written too. Span edges fall on whole milliseconds; a span reaching past the last sample ends in silence."""
+    import numpy as np
+
+    source = recording(wav)
+    length_ms = round(1000 * source.samples / SAMPLE_RATE)
+    per_ms = SAMPLE_RATE // 1000
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for plan in plans:
         path = out_dir / f"chunk-{plan.index:05d}.wav"
-        parts = [audio[int(round(s * 1000)) : int(round(e * 1000))] for s, e in plan.spans]
-        sum(parts[1:], parts[0]).export(path, format="wav")
+        ranges = [(per_ms * min(int(round(s * 1000)), length_ms), per_ms * min(int(round(e * 1000)), length_ms)) for s, e in plan.spans]
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(SAMPLE_RATE)
+            out.setnframes(sum(max(0, end - start) for start, end in ranges))
+            for start, end in ranges:
+                for _, block in source.blocks(start, end):
+                    out.writeframesraw(block.astype("<i2", copy=False).tobytes())
+                if end > source.samples:
+                    out.writeframesraw(np.zeros(end - max(start, source.samples), dtype="<i2").tobytes())
         files.append(path)
     return files

@@ -179,6 +179,10 @@ class JobStore:
             "whisper_s": round(whisper_s, 3), "whisper_cpu_s": whisper_cpu_s, "speech_s": round(speech_s, 3), "chunks_transcribed": chunks, "whisper_rss_mb": whisper_rss_mb,
             "task_rss_mb": task_rss_mb, "task_uss_mb": task_uss_mb, "worker": worker, "attempt": attempt, "finished_at": now()}.items()}})
 
+    def step_memory(self, job_id: str, step: str, *, rss_mb: float, uss_mb: float | None) -> None:
+        """What a step's task process held at most (`memory.<step>`): peak resident and unique memory, in MB."""
+        self._update(job_id, {"$set": {f"memory.{step}": {"rss_mb": rss_mb, "uss_mb": uss_mb}}})
+
     def chunk_completed(self, job_id: str, index: int, *, seconds: float, language: str, segments: int) -> bool:
         """Mark a chunk done and count it once: a second call for the same chunk changes nothing."""
         counted = self._update(

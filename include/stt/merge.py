@@ -278,6 +278,7 @@ def merge_chunks(chunks: list[dict], silences: list | None = None) -> dict:
     segments: list[dict] = []
     chunk_map = []
     previous_end = None
+    settled, settled_before = 0, float("-inf")  # segments[:settled] end by settled_before: no later splice reaches them
     for chunk in ordered:
         shifted = [_with_words(s) for s in shift_segments(chunk["segments"], chunk["start_s"], chunk.get("pieces")) if not is_annotation(s["text"])]
         shifted = [s for s in shifted if s["words"]]
@@ -294,7 +295,13 @@ def merge_chunks(chunks: list[dict], silences: list | None = None) -> dict:
         if chunk.get("silent"):
             entry["silent"] = True
         if previous_end is not None and chunk["start_s"] < previous_end:
-            segments, shifted, entry["join"] = splice(segments, shifted, (chunk["start_s"], previous_end))
+            reach = chunk["start_s"] - ALIGN_MARGIN_S  # splice looks at words ending after this only
+            if reach < settled_before:
+                settled = 0
+            while settled < len(segments) and all(w["end"] <= reach for w in segments[settled]["words"]):
+                settled += 1
+            settled_before = reach
+            segments[settled:], shifted, entry["join"] = splice(segments[settled:], shifted, (chunk["start_s"], previous_end))
         segments.extend(shifted)
         chunk_map.append(entry)
         previous_end = chunk["end_s"]

@@ -181,11 +181,11 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
         location = storage.locate(job["source"], settings)
         work = scratch_dir(settings, job_id)
         wav = audio.decode_to_wav(local_source(job, settings), work / "decoded.wav", settings.decode_timeout_s, max_s=settings.max_duration_s)
-        decoded = audio.load(wav)
-        if len(decoded) / 1000 > settings.max_duration_s:
+        decoded = audio.Recording.open(wav)
+        if decoded.duration_s > settings.max_duration_s:
             raise InvalidAudio(f"the audio decodes to more than the limit of {settings.max_duration_s:.0f}s (its header said "
                                f"{job['duration_s']:.0f}s)", code="DURATION_TOO_LONG")
-        check_complete_decode(job, len(decoded) / 1000)
+        check_complete_decode(job, decoded.duration_s)
 
         def vad() -> list[tuple[float, float]]:
             return whisper.vad_speech(
@@ -194,7 +194,7 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
                 model_path=settings.model_path(job["model"]),
                 vad_model_path=settings.model_path(settings.vad_model),
                 threads=settings.whisper_threads,
-                timeout_s=settings.whisper_timeout(len(decoded) / 1000 / 10),
+                timeout_s=settings.whisper_timeout(decoded.duration_s / 10),
             )
 
         plan = chunk_plan(decoded, method, settings, vad)
@@ -210,6 +210,7 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
         log.info("{:.2f}s of audio, {} chunking: {} silence(s), {} chunk(s) (cuts: {}), {} silent; {} transcription batch(es) of {} chunk(s)",
                  plan.duration_s, method, len(plan.silences), len(plan.chunks), cuts, sum(c.silent for c in plan.chunks),
                  len(grouped), "/".join(str(len(b)) for b in grouped))
+        store.step_memory(job_id, "chunk", **task_memory())
         decoding = decide_language(job, plan, files, settings=settings, store=store)
     return [{"batch": i, "chunks": b, **decoding} for i, b in enumerate(grouped)]
 
@@ -374,6 +375,11 @@ def unique_memory_mb() -> float | None:
     return round(kb / 1024, 1)
 
 
+def task_memory() -> dict:
+    """The task process's peak resident memory so far and the memory only it holds, in MB."""
+    return {"rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "uss_mb": unique_memory_mb()}
+
+
 def save_chunk_result(job: dict, ref: dict, run: whisper.WhisperRun, results: dict[int, str], *, settings: Settings, store: JobStore) -> None:
     """Put one chunk's result in the work folder and count the chunk as done on the job (once)."""
     meta = {k: ref[k] for k in ("index", "start_s", "end_s", "cut", "overlap_s", "silent", "pieces") if k in ref}
@@ -409,6 +415,7 @@ def merge(job: dict, batch_results: list[dict], *, settings: Settings, store: Jo
         uri = storage.write_text(location.work_uri(settings, job_id, "transcript.json"), json.dumps(transcript, ensure_ascii=False), settings)
         log.info("merged {} chunk(s) into {} segment(s), language {}; removed {} repeated word(s), {} word(s) in silence",
                  len(chunks), len(merged["segments"]), transcript["language"] or "?", merged["removed"]["repeated_words"], merged["removed"]["words_in_silence"])
+        store.step_memory(job_id, "merge", **task_memory())
     return {"transcript_uri": uri, "segments": len(merged["segments"])}
 
 
