@@ -78,6 +78,9 @@ class NullStore:
     def __getattr__(self, name):
         return lambda *args, **kwargs: True
 
+    def get(self, job_id):
+        return None
+
 
 def run_pipeline(path: Path, *, language: str, model: str, method: str, root: Path) -> tuple[dict, float]:
     """The DAG's chunk → transcribe (each batch of chunks) → merge, on a copy of `path` in a file:// storage root."""
@@ -214,6 +217,36 @@ def join_errors(scored: dict, windows: list[tuple[float, float]], control: dict 
     return duplicates, losses
 
 
+def removed_spans(chunks: list[dict], duration_s: float) -> list[tuple[float, float]]:
+    """Recording time no chunk sent to whisper: shortened silences, and chunks planned silent."""
+    kept = sorted((float(a), float(b)) for c in chunks if not c.get("silent") for a, b in (c.get("pieces") or [[c["start"], c["end"]]]))
+    gaps, at = [], 0.0
+    for a, b in kept:
+        if a > at:
+            gaps.append((at, a))
+        at = max(at, b)
+    if at < duration_s:
+        gaps.append((at, duration_s))
+    return [(a, b) for a, b in gaps if b - a > 1e-3]
+
+
+def reference_words_removed(entry: dict, removed: list[tuple[float, float]]) -> int:
+    """Reference words whose time falls inside removed audio. Words are spread evenly over their utterance's
+    span (the corpus knows utterances, not words): an estimate, to within a word at each edge."""
+    speech = entry["speech"]
+    if entry.get("utterances"):
+        counts = [len(normalise(u).split()) for u in entry["utterances"]]
+    else:  # one text for all utterances: its words shared out by utterance length
+        total, lengths = len(normalise(entry["reference"]).split()), [e - s for s, e in speech]
+        counts = [round(total * length / max(sum(lengths), 1e-9)) for length in lengths]
+    lost = 0
+    for (start, end), n in zip(speech, counts):
+        for k in range(n):
+            t = start + (k + 0.5) * (end - start) / max(n, 1)
+            lost += any(a <= t < b for a, b in removed)
+    return lost
+
+
 def speech_onsets(segments: list[dict], speech: list[list[float]]) -> list[float]:
     """For each true utterance, |start of the segment overlapping it most − where it really starts|."""
     errors = []
@@ -233,6 +266,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
         "name": entry["name"],
         "language": language,
         "duration_s": entry["duration_s"],
+        "reference_words": len(normalise(entry["reference"]).split()),
         "whole_file_wer": whole_scored["wer"],
         "whole_file_cer": whole_scored["cer"],
         "whole_file_silence_words": silence_words(whole_scored["timed"], entry["speech"]),
@@ -247,7 +281,11 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
         scored = score(entry["reference"], transcript["segments"], language=language)
         duplicates, losses = join_errors(scored, join_windows(transcript["chunks"]), control=whole_scored)
         onsets = speech_onsets(transcript["segments"], entry["speech"]) if entry.get("kind", "").startswith("utterances") else []
+        removed = removed_spans(transcript["chunks"], entry["duration_s"])
         row["by_chunking"][method] = {
+            "removed_s": round(sum(b - a for a, b in removed), 2),
+            "reference_words_removed": reference_words_removed(entry, removed),
+            "merge_dropped_words": sum((transcript.get("removed") or {}).values()),
             "pipeline_wer": scored["wer"],
             "pipeline_cer": scored["cer"],
             "silence_words": silence_words(scored["timed"], entry["speech"]),
@@ -268,7 +306,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
 def table(report: dict) -> str:
     methods = report["chunking"]
     head = ["file", "dur s", "whole WER", *[f"{m} WER" for m in methods], "silence words (whole/" + "/".join(methods) + ")",
-            *[f"{m} join dup/lost" for m in methods]]
+            *[f"{m} join dup/lost" for m in methods], *[f"{m} removed s / ref words in it / merge dropped" for m in methods]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def pct(value, cer=None):
@@ -281,9 +319,31 @@ def table(report: dict) -> str:
         cells = [row["name"], f"{row['duration_s']:.0f}", pct(row["whole_file_wer"], row["whole_file_cer"]),
                  *[pct(by[m]["pipeline_wer"], by[m]["pipeline_cer"]) for m in methods],
                  "/".join([str(row["whole_file_silence_words"]), *[str(by[m]["silence_words"]) for m in methods]]),
-                 *[f"{by[m]['join_duplicates']}/{by[m]['join_losses']}" for m in methods]]
+                 *[f"{by[m]['join_duplicates']}/{by[m]['join_losses']}" for m in methods],
+                 *[f"{by[m]['removed_s']:.1f} / {by[m]['reference_words_removed']} / {by[m]['merge_dropped_words']}" for m in methods]]
         lines.append("| " + " | ".join(cells) + " |")
+    for m in methods:
+        pooled = report["pooled"][m]
+        lines.append(f"\npooled WER over the real-speech files ({m}): pipeline {pct(pooled['pipeline'])}, whole file {pct(pooled['whole_file'])}"
+                     f" (ratio {pooled['ratio']})")
     return "\n".join(lines)
+
+
+def pooled_wer(rows: list[dict], methods: list[str]) -> dict:
+    """WER over all words of the real-speech English files together, pipeline and whole file."""
+    real = [r for r in rows if r["name"].startswith("real_") and r["language"] == "en" and r["whole_file_wer"] is not None]
+    out = {}
+    for m in methods:
+        errors = {"pipeline": 0.0, "whole_file": 0.0}
+        words = 0
+        for r in real:
+            n = r["reference_words"]
+            words += n
+            errors["pipeline"] += r["by_chunking"][m]["pipeline_wer"] * n
+            errors["whole_file"] += r["whole_file_wer"] * n
+        pipeline, whole = (errors["pipeline"] / words, errors["whole_file"] / words) if words else (None, None)
+        out[m] = {"pipeline": pipeline, "whole_file": whole, "ratio": round(pipeline / whole, 3) if words and whole else None}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       "silence_min_s", "silence_below_speech_db", "whisper_threads", "word_timing")},
         "seconds": round(time.monotonic() - started, 1),
         "files": rows,
+        "pooled": pooled_wer(rows, methods),
     }
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=1))

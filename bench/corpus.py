@@ -1,16 +1,20 @@
-"""Generate the accuracy corpus: espeak-ng speech, silence and noise with known text and known speech times.
+"""Generate the accuracy corpus: espeak-ng and real speech, silence and noise with known text and speech times.
 
     python -m bench.corpus [--force]      # prints the manifest path
 
 Files are written once to `$STT_CACHE_DIR/corpus/v<GENERATOR_VERSION>/` (default `~/.cache/stt-pipeline`),
 with `manifest.json` listing per file: name, path, language, reference text, kind, duration and the
-spans where speech really is (the generator places every utterance, so it knows). Bump
+spans where speech really is (the generator places every utterance, so it knows). Besides espeak-ng speech,
+recordings made of the real clips of bench.speech at the levels and in the conditions of real meetings and
+calls: a level that steps down 20 or 30 dB, a quiet talker alternating with a loud one, a fade, a steady
+noise floor, a telephone line, short utterances between long pauses, a 10-minute monologue. Bump
 GENERATOR_VERSION whenever the output would change. Needs `espeak-ng` and `sox` (scripts/setup.sh).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import subprocess
@@ -22,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from bench import texts
+from bench import speech
 from bench.speech import JFK_TEXT, JFK_WAV, SR, cache_root
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 5
 
 
 def corpus_dir() -> Path:
@@ -151,6 +156,101 @@ def vietnamese(work: Path, rng) -> tuple[np.ndarray, dict]:
     return track.audio(-62, rng), {"reference": " ".join(texts.VIETNAMESE), "speech": track.speech}
 
 
+def at_level(samples: np.ndarray, rms_db: float) -> np.ndarray:
+    """`samples` scaled so that their RMS is `rms_db` dBFS."""
+    return (samples / max(float(np.sqrt(np.mean(samples**2))), 1e-9) * 10 ** (rms_db / 20)).astype(np.float32)
+
+
+@functools.cache
+def trimmed_clips() -> list[tuple[np.ndarray, str]]:
+    """The clips of bench.speech with their texts, leading and trailing quiet (40 dB under the peak) cut off."""
+    items = []
+    for row, samples in zip(speech.entries(), speech.clips()):
+        loud = np.flatnonzero(np.abs(samples) > np.abs(samples).max() * 10 ** (-40 / 20))
+        items.append((samples[loud[0] : loud[-1] + 1], row["reference"]))
+    return items
+
+
+class Voices:
+    """The real clips of bench.speech, edges trimmed, handed out in a shuffled order again and again."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.items, self.rng, self.order = trimmed_clips(), rng, []
+
+    def next(self, max_s: float | None = None) -> tuple[np.ndarray, str]:
+        while True:
+            if not self.order:
+                self.order = list(self.rng.permutation(len(self.items)))
+            samples, text = self.items[self.order.pop()]
+            if max_s is None or len(samples) <= max_s * SR:
+                return samples, text
+
+
+def real_track(rng, seconds: float, level_db, *, pause=(0.4, 1.0), max_clip_s=None, lead_s=0.5) -> tuple[Track, list[str]]:
+    """Real clips one after another for about `seconds`, each at `level_db(start_s)` dBFS RMS."""
+    voices, track, words = Voices(rng), Track(), []
+    track.pause(lead_s)
+    while track.length < seconds * SR:
+        samples, text = voices.next(max_clip_s)
+        track.say(at_level(samples, level_db(track.length / SR)))
+        words.append(text)
+        track.pause(float(rng.uniform(*pause)))
+    return track, words
+
+
+def recorded(track: Track, words: list[str], room_tone_db: float, rng) -> tuple[np.ndarray, dict]:
+    """A real-speech track's audio over room tone, with its reference: the texts of its utterances."""
+    return track.audio(room_tone_db, rng), {"reference": " ".join(words), "utterances": words, "speech": track.speech}
+
+
+def level_step(drop_db: float):
+    def make(work: Path, rng) -> tuple[np.ndarray, dict]:
+        track, words = real_track(rng, 120, lambda t: -20.0 if t < 60 else -20.0 - drop_db)
+        return recorded(track, words, -68, rng)
+    return make
+
+
+def quiet_and_loud(work: Path, rng) -> tuple[np.ndarray, dict]:
+    """Two talkers taking turns, one close to the microphone (-18 dBFS), one far from it (-38 dBFS)."""
+    turns = iter(range(10**6))
+    track, words = real_track(rng, 120, lambda t: -18.0 if next(turns) % 2 == 0 else -38.0)
+    return recorded(track, words, -68, rng)
+
+
+def fade(work: Path, rng) -> tuple[np.ndarray, dict]:
+    """A talker fading from -18 to -48 dBFS over two minutes (walking away, a failing gain)."""
+    track, words = real_track(rng, 120, lambda t: -18.0 - 30.0 * min(t, 120.0) / 120.0)
+    return recorded(track, words, -70, rng)
+
+
+def noise_floor(work: Path, rng) -> tuple[np.ndarray, dict]:
+    """Speech at -25 dBFS over a steady noise floor at -45 dBFS (fan, air conditioning)."""
+    track, words = real_track(rng, 90, lambda t: -25.0)
+    return recorded(track, words, -45, rng)
+
+
+def telephone(work: Path, rng) -> tuple[np.ndarray, dict]:
+    """A call: 300-3400 Hz, 8 kHz, mu-law, line noise; decoded back to 16 kHz as any input is."""
+    track, words = real_track(rng, 90, lambda t: -22.0)
+    wide, narrow = work / "wide.wav", work / "phone.wav"
+    write_wav(wide, track.audio(-60, rng))
+    speech.ffmpeg("-i", str(wide), "-af", "highpass=f=300,lowpass=f=3400", "-ar", "8000", "-c:a", "pcm_mulaw", str(narrow))
+    back = np.frombuffer(speech.ffmpeg("-i", str(narrow), "-f", "s16le", "-ac", "1", "-ar", str(SR), "-"), dtype=np.int16)
+    return back.astype(np.float32) / 32768.0, {"reference": " ".join(words), "utterances": words, "speech": track.speech}
+
+
+def short_utterances(work: Path, rng) -> tuple[np.ndarray, dict]:
+    """Short real utterances (at most 5 s) between 6-25 s pauses of room tone."""
+    track, words = real_track(rng, 150, lambda t: -24.0, pause=(6.0, 25.0), max_clip_s=5.0, lead_s=4.0)
+    return recorded(track, words, -62, rng)
+
+
+def real_monologue(work: Path, rng) -> tuple[np.ndarray, dict]:
+    """Ten minutes of real speech with short pauses."""
+    track, words = real_track(rng, 600, lambda t: -22.0, pause=(0.3, 1.0))
+    return recorded(track, words, -65, rng)
+
+
 GENERATED = {
     "monologue_en": ("en", "5-minute monologue, paragraph pauses", monologue),
     "long_silences_en": ("en", "utterances between 5-30 s of room tone", long_silences),
@@ -158,6 +258,14 @@ GENERATED = {
     "silence_only": ("en", "40 s room tone, no speech", silence_only),
     "noise_only": ("en", "40 s drifting pink noise, no speech", noise_only),
     "vietnamese_vi": ("vi", "Vietnamese sentences", vietnamese),
+    "real_level_step_20_en": ("en", "real speech, level steps down 20 dB halfway", level_step(20)),
+    "real_level_step_30_en": ("en", "real speech, level steps down 30 dB halfway", level_step(30)),
+    "real_quiet_and_loud_en": ("en", "real speech, talkers at -18 and -38 dBFS taking turns", quiet_and_loud),
+    "real_fade_en": ("en", "real speech fading from -18 to -48 dBFS", fade),
+    "real_noise_floor_en": ("en", "real speech at -25 dBFS over a -45 dBFS noise floor", noise_floor),
+    "real_telephone_en": ("en", "real speech through a telephone line (300-3400 Hz, 8 kHz mu-law)", telephone),
+    "real_short_utterances_en": ("en", "short real utterances between 6-25 s pauses", short_utterances),
+    "real_monologue_en": ("en", "10 minutes of real speech", real_monologue),
 }
 
 
