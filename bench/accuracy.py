@@ -37,13 +37,16 @@ JOIN_WINDOW_S = 2.0
 SPEECH_MARGIN_S = 0.5
 
 
+FILLERS = frozenset({"uh", "um", "uhm", "umm", "hmm", "mm", "mhm", "er", "erm", "ah"})  # as Whisper's English normaliser
+
+
 def normalise(text: str) -> str:
-    """Lower case, no annotations ([music], (noise)), no punctuation or apostrophes, hyphens as spaces."""
+    """Lower case, no annotations ([music], (noise)), no punctuation or apostrophes, hyphens as spaces, no fillers."""
     text = unicodedata.normalize("NFC", text).lower()
     text = re.sub(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|♪", " ", text)
     text = text.replace("’", "'").replace("'", "")
     text = "".join(ch if ch.isalnum() else " " for ch in text)
-    return " ".join(text.split())
+    return " ".join(word for word in text.split() if word not in FILLERS)
 
 
 CLOSERS = {"(": ")", "[": "]", "*": "*", "♪": "♪"}
@@ -285,7 +288,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
         row["by_chunking"][method] = {
             "removed_s": round(sum(b - a for a, b in removed), 2),
             "reference_words_removed": reference_words_removed(entry, removed),
-            "merge_dropped_words": sum((transcript.get("removed") or {}).values()),
+            "merge_dropped_words": sum(((transcript.get("removed") or {}).get("words") or {}).values()),
             "pipeline_wer": scored["wer"],
             "pipeline_cer": scored["cer"],
             "silence_words": silence_words(scored["timed"], entry["speech"]),

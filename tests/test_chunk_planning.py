@@ -172,3 +172,30 @@ def test_vad_planning_cuts_between_speech_spans_and_keeps_their_times():
     assert not any(c.silent for c in plan.chunks)
     nothing = audio.plan_chunks(recording, "vad", **KNOBS, min_silence_s=0.3, below_speech_db=35.0, keep_silence_s=1.0, vad=lambda: [])
     assert [c.silent for c in nothing.chunks] == [True]  # no speech at all: whisper is not even run
+
+
+@pytest.mark.parametrize("kind", ["quiet_and_loud", "level_step_30", "fade"])
+def test_quieter_real_speech_is_never_taken_for_silence(kind, tmp_path):
+    """Real clips: a far talker (-38 dBFS) taking turns with a close one (-18), a level stepping down 30 dB, a
+    fade to -48 dBFS. Whatever the plan keeps from whisper (shortened silences, silent chunks) inside an
+    utterance is a pause in it: no 10 ms of it is more than 18 dB over the recording's noise floor, or within
+    10 dB of the utterance's own speech level."""
+    import numpy as np
+
+    from bench import corpus
+
+    rng = np.random.default_rng(7)
+    make = {"quiet_and_loud": corpus.quiet_and_loud, "level_step_30": corpus.level_step(30), "fade": corpus.fade}[kind]
+    samples, info = make(tmp_path, rng)
+    corpus.write_wav(tmp_path / "talk.wav", samples)
+    plan = audio.plan_chunks(tmp_path / "talk.wav", "silence", **KNOBS, min_silence_s=0.3, below_speech_db=35.0, keep_silence_s=1.0)
+    levels = audio.frame_levels(tmp_path / "talk.wav")
+    floor = float(np.percentile(levels, 10))
+    heard = np.zeros(len(levels), dtype=bool)
+    for span in (span for c in plan.chunks if not c.silent for span in c.spans):
+        heard[int(round(span[0] / audio.FRAME_S)) : int(round(span[1] / audio.FRAME_S))] = True
+    for start, end in info["speech"]:
+        lo, hi = int(round(start / audio.FRAME_S)), int(round(end / audio.FRAME_S))
+        speech_level = float(np.percentile(levels[lo:hi], 95))
+        lost = levels[lo:hi][~heard[lo:hi]]
+        assert not len(lost) or lost.max() < min(floor + 18, speech_level - 10), (kind, start, end, floor, speech_level, float(lost.max()))

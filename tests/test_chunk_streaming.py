@@ -21,20 +21,21 @@ METHODS = {
     "fixed": ("fixed", {}),
     "vad": ("vad", {"keep_silence_s": 1.0, "vad": lambda: VAD_SPEECH}),
 }
-# Plans of the recording below by the code that loaded the whole recording with pydub: threshold, silences,
+# Plans of the recording below by the code that loaded the whole recording with pydub (the threshold: the median
+# of the per-frame thresholds the local silence threshold gives it): threshold, silences,
 # chunks as (start, end, cut, silent, pieces), and the sha256 of the chunk files' digests in order.
-SILENCES = [(11.0, 31.0), (69.52, 72.59), (83.52, 128.59), (150.52, 155.53)]
+SILENCES = [(11.0, 31.0), (69.52, 72.58), (83.52, 128.58), (150.52, 155.53)]
 EXPECTED = {
-    "silence": (-47.9, SILENCES, [
+    "silence": (-53.4, SILENCES, [
         (0.0, 46.005, "forced", False, [(0.0, 12.0), (30.0, 46.005)]), (40.005, 70.005, "silence", False, []),
-        (70.005, 134.595, "forced", False, [(70.005, 70.52), (71.59, 84.52), (127.59, 134.595)]), (128.595, 151.52, "end", False, []),
-    ], "653e41c47efa1f042f8ba830717479a5daf60f3ff9a1e0bbd92c8f26db746054"),
-    "silence_keep_all": (-47.9, SILENCES, [
-        (0.0, 21.0, "silence", False, []), (21.0, 50.075, "forced", False, []), (44.075, 71.055, "silence", False, []),
-        (71.055, 101.055, "silence", False, []), (101.055, 116.055, "silence", True, []), (116.055, 139.675, "forced", False, []),
+        (70.005, 134.595, "forced", False, [(70.005, 70.52), (71.58, 84.52), (127.58, 134.595)]), (128.595, 151.52, "end", False, []),
+    ], "f5a3191cc0a18fff37436ec8e5b1c96e6d9770a15eaf4292b5e17b773c5954d8"),
+    "silence_keep_all": (-53.4, SILENCES, [
+        (0.0, 21.0, "silence", False, []), (21.0, 50.075, "forced", False, []), (44.075, 71.05, "silence", False, []),
+        (71.05, 101.05, "silence", False, []), (101.05, 116.05, "silence", True, []), (116.05, 139.675, "forced", False, []),
         (133.675, 155.525, "end", False, []),
-    ], "6f05caf407ba3f09dc62a1f91406a8e69753d7bec0d12898276d084af0fbc50b"),
-    "fixed": (-47.9, SILENCES, [
+    ], "724f616eccacb63e23971f9962eeea7e53a0b49a5ada90893225fa6677b1624e"),
+    "fixed": (-53.4, SILENCES, [
         (0.0, 27.361, "fixed", False, []), (21.361, 48.721, "fixed", False, []), (42.721, 70.082, "fixed", False, []),
         (64.082, 91.443, "fixed", False, []), (85.443, 112.804, "fixed", True, []), (106.804, 134.164, "fixed", False, []),
         (128.164, 155.525, "end", False, []),

@@ -184,7 +184,8 @@ def plan_fixed_chunks(duration_s: float, chunk_s: float, overlap_s: float = 0.0)
 # --- silence analysis on the decoded 16 kHz samples --------------------------------------------------
 
 FRAME_S = 0.01  # one level per 10 ms
-SILENT_PEAK_DB = -50.0  # a chunk whose loudest 10 ms frame is quieter than this holds nothing to transcribe
+SILENT_PEAK_DB = -50.0  # a chunk whose loudest 10 ms frame is quieter than this...
+SILENT_OVER_FLOOR_DB = 10.0  # ...and than this over the noise floor holds nothing to transcribe
 
 
 BLOCK_SAMPLES = 10 * SAMPLE_RATE  # samples read at a time (a whole number of frames)
@@ -299,32 +300,65 @@ def frame_levels(audio) -> np.ndarray:
     return levels
 
 
-def silence_threshold(levels, below_speech_db: float) -> float:
-    """The level under which a frame counts as silence, relative to the recording itself: `below_speech_db`
-    under its speech level (95th percentile of frames), but never closer than 6 dB to its noise floor
-    (10th percentile) — so a recording with no dynamics (steady noise, room tone) has next to no silence
-    by this measure, and the silent-chunk check (absolute level) decides instead."""
+LOCAL_WINDOW_S = 10.0  # the speech level is measured this far on each side of every moment
+LOCAL_STEP_S = 1.0  # ...every this many seconds, interpolated in between
+FLOOR_MARGIN_DB = (6.0, 12.0)  # silence lies at least the first and at most the second this far over the noise floor
+
+
+def local_percentiles(levels, percentiles: tuple[float, ...], window_s: float = LOCAL_WINDOW_S, step_s: float = LOCAL_STEP_S):
+    """For each frame, the given percentiles of the levels within `window_s` on each side (one row each),
+    measured every `step_s` and interpolated; a recording shorter than the window gets its own percentiles."""
     import numpy as np
 
-    floor, speech = np.percentile(levels, [10, 95]) if len(levels) else (-100.0, -100.0)
-    return float(max(speech - below_speech_db, floor + 6.0))
+    levels = np.asarray(levels, dtype=np.float32)
+    if not len(levels):
+        return np.full((len(percentiles), 0), -100.0, dtype=np.float32)
+    half, step = int(window_s / FRAME_S), max(1, int(step_s / FRAME_S))
+    centres = np.arange(0, len(levels), step)
+    if len(levels) <= 2 * half:
+        values = np.percentile(levels, percentiles)[:, None].repeat(len(centres), axis=1)
+    else:
+        values = np.empty((len(percentiles), len(centres)), dtype=np.float32)
+        for i, centre in enumerate(centres):
+            lo = min(max(0, centre - half), len(levels) - 2 * half)
+            values[:, i] = np.percentile(levels[lo : lo + 2 * half], percentiles)
+    frames = np.arange(len(levels))
+    return np.stack([np.interp(frames, centres, row).astype(np.float32) for row in values])
+
+
+def silence_threshold(levels, below_speech_db: float):
+    """The level under which each frame counts as silence: `below_speech_db` under the local speech level
+    (95th percentile of the frames within LOCAL_WINDOW_S), but between 6 and 12 dB over the recording's noise
+    floor (10th percentile of all frames). Silence means no speech, not quieter speech: a far or quiet talker
+    next to a loud one, a level that steps down, a fade, all stay well over the noise floor and are kept; a
+    recording with no dynamics (steady noise, room tone) has next to no silence by this measure, and the
+    silent-chunk check decides instead. Returns one threshold per frame (dB)."""
+    import numpy as np
+
+    if not len(levels):
+        return np.zeros(0, dtype=np.float32)
+    floor = float(np.percentile(levels, 10))
+    (speech,) = local_percentiles(levels, (95,))
+    low, high = FLOOR_MARGIN_DB
+    return np.maximum(floor + low, np.minimum(speech - below_speech_db, floor + high))
 
 
 BLIP_DB = 10.0  # a stretch above the threshold peaking less than this over it is room tone, not speech...
 BLIP_S = 1.0  # ...when it lasts under this
 
 
-def detect_silences(levels, threshold_db: float, min_silence_s: float, bridge_s: float = 0.05) -> list[tuple[float, float]]:
-    """Runs of frames under the threshold lasting at least `min_silence_s`, as (start_s, end_s). What rises
+def detect_silences(levels, threshold_db, min_silence_s: float, bridge_s: float = 0.05) -> list[tuple[float, float]]:
+    """Runs of frames under the threshold (one for all frames, or one per frame) lasting at least `min_silence_s`, as (start_s, end_s). What rises
     above it only briefly does not break a silence: a click (under `bridge_s`), or a swell of room tone
     or hum (under BLIP_S and never BLIP_DB over the threshold; speech peaks far higher)."""
     import numpy as np
 
     levels = np.asarray(levels)
-    quiet = levels < threshold_db
+    threshold = np.broadcast_to(np.asarray(threshold_db, dtype=np.float32), levels.shape)
+    quiet = levels < threshold
     bridge, blip = int(round(bridge_s / FRAME_S)), int(round(BLIP_S / FRAME_S))
     for s, e in _runs(~quiet):
-        if s > 0 and e < len(quiet) and (e - s < bridge or (e - s < blip and levels[s:e].max() < threshold_db + BLIP_DB)):
+        if s > 0 and e < len(quiet) and (e - s < bridge or (e - s < blip and (levels[s:e] - threshold[s:e]).max() < BLIP_DB)):
             quiet[s:e] = True
     min_frames = max(1, int(round(min_silence_s / FRAME_S)))
     return [(round(s * FRAME_S, 3), round(e * FRAME_S, 3)) for s, e in _runs(quiet) if e - s >= min_frames]
@@ -502,17 +536,30 @@ class Timeline:
 
 def mark_silent(plans: list[ChunkPlan], levels, silences: list[tuple[float, float]] = ()) -> list[ChunkPlan]:
     """Flag chunks with nothing to transcribe: lying wholly inside the silences found, or whose loudest 10 ms
-    stays under SILENT_PEAK_DB. whisper is not run on them (it could only invent text there)."""
+    stays both under SILENT_PEAK_DB and within SILENT_OVER_FLOOR_DB of the recording's noise floor (a quiet
+    talker in a quiet room is not silence). whisper is not run on them (it could only invent text there)."""
     import numpy as np
 
     frames = np.asarray(levels)
+    floor = float(np.percentile(frames, 10)) if len(frames) else -100.0
+    audible = min(SILENT_PEAK_DB, floor + SILENT_OVER_FLOOR_DB)
     out = []
     for plan in plans:
         inside = [frames[int(s / FRAME_S) : int(np.ceil(e / FRAME_S))] for s, e in plan.spans]
         peak = max((float(x.max()) for x in inside if len(x)), default=-100.0)
         quiet = all(any(a <= s and e <= b for a, b in silences) for s, e in plan.spans)
-        out.append(replace(plan, silent=quiet or peak < SILENT_PEAK_DB))
+        out.append(replace(plan, silent=quiet or peak < audible))
     return out
+
+
+def union_s(spans) -> float:
+    """Seconds covered by a set of (start, end) spans that may overlap."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 @dataclass(frozen=True)
@@ -521,9 +568,17 @@ class Plan:
 
     method: str
     duration_s: float
-    threshold_db: float | None
+    threshold_db: float | None  # the median of the per-frame silence thresholds
     silences: list[tuple[float, float]]
     chunks: list[ChunkPlan]
+
+    def removed(self) -> dict:
+        """Seconds of the recording whisper never hears, and why: long silences shortened out of the
+        chunks, and chunks found silent."""
+        heard = union_s(span for c in self.chunks if not c.silent for span in c.spans)
+        shortened = self.duration_s - union_s(span for c in self.chunks for span in c.spans)
+        return {"seconds": round(self.duration_s - heard, 2), "long_silences_s": round(max(shortened, 0.0), 2),
+                "silent_chunks_s": round(max(self.duration_s - heard - shortened, 0.0), 2)}
 
     def as_dict(self) -> dict:
         return {
@@ -531,6 +586,7 @@ class Plan:
             "duration_s": self.duration_s,
             "threshold_db": None if self.threshold_db is None else round(self.threshold_db, 1),
             "silences": [list(s) for s in self.silences],
+            "removed": self.removed(),
             "chunks": [c.as_dict() for c in self.chunks],
         }
 
@@ -559,6 +615,8 @@ def plan_chunks(
     - `fixed`: equal contiguous chunks of `target_s`, neighbours overlapping by `overlap_s`.
     The silences are returned as well: the merge drops text that whisper puts entirely inside one.
     """
+    import numpy as np
+
     if method not in METHODS:
         raise ValueError(f"unknown chunking method {method!r}; choose one of {', '.join(METHODS)}")
     levels = frame_levels(audio)
@@ -581,7 +639,8 @@ def plan_chunks(
         for c in virtual:
             pieces = timeline.pieces(c.start_s, c.end_s)
             chunks.append(replace(c, start_s=pieces[0][0], end_s=pieces[-1][1], pieces=pieces if len(pieces) > 1 else ()))
-    return Plan(method, duration, None if method == "vad" else threshold, silences, mark_silent(chunks, levels, silences))
+    median = float(np.median(threshold)) if len(levels) else None
+    return Plan(method, duration, None if method == "vad" else median, silences, mark_silent(chunks, levels, silences))
 
 
 def cut_chunks(wav, plans: list[ChunkPlan], out_dir: Path) -> list[Path]:

@@ -152,12 +152,13 @@ class JobStore:
     def record_audio(self, job_id: str, *, size_bytes: int, audio: dict) -> None:
         self._update(job_id, {"$set": {"size_bytes": size_bytes, "audio": audio, "duration_s": audio["duration_s"]}}, event="validated")
 
-    def set_chunks(self, job_id: str, plans: list[dict], *, batches: list[list[int]]) -> None:
-        """Record the chunk plan and how chunks are batched for whisper; progress starts at zero."""
+    def set_chunks(self, job_id: str, plans: list[dict], *, batches: list[list[int]], removed: dict | None = None) -> None:
+        """Record the chunk plan, how chunks are batched for whisper and the audio whisper never hears
+        (`removed`: seconds and why); progress starts at zero."""
         batch_of = {index: number for number, indexes in enumerate(batches) for index in indexes}
         chunks = {str(p["index"]): {"status": PENDING, "start_s": p["start_s"], "end_s": p["end_s"], "batch": batch_of.get(p["index"]), "attempts": 0}
                   for p in plans}
-        self._update(job_id, {"$set": {"chunks_total": len(plans), "chunks_completed": 0, "chunks": chunks,
+        self._update(job_id, {"$set": {"chunks_total": len(plans), "chunks_completed": 0, "chunks": chunks, "audio_removed": removed,
                                        "batches": {str(n): {"chunks": indexes} for n, indexes in enumerate(batches)}}},
                      event=f"chunked into {len(plans)}, {len(batches)} batch(es)")
 

@@ -205,7 +205,7 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
             refs.append({**planned.as_dict(), "duration_s": planned.duration_s, "uri": uri})
         storage.write_text(location.work_uri(settings, job_id, "plan.json"), json.dumps(plan.as_dict()), settings)
         grouped = batches.plan_batches(refs, lanes=settings.lanes(), max_s=settings.batch_max_s, min_s=settings.batch_min_s)
-        store.set_chunks(job_id, [p.as_dict() for p in plan.chunks], batches=[[c["index"] for c in b] for b in grouped])
+        store.set_chunks(job_id, [p.as_dict() for p in plan.chunks], batches=[[c["index"] for c in b] for b in grouped], removed=plan.removed())
         cuts = ", ".join(f"{c.end_s:.2f}s {c.cut}" for c in plan.chunks[:-1]) or "none"
         log.info("{:.2f}s of audio, {} chunking: {} silence(s), {} chunk(s) (cuts: {}), {} silent; {} transcription batch(es) of {} chunk(s)",
                  plan.duration_s, method, len(plan.silences), len(plan.chunks), cuts, sum(c.silent for c in plan.chunks),
@@ -411,6 +411,7 @@ def merge(job: dict, batch_results: list[dict], *, settings: Settings, store: Jo
             "text": merged["text"],
             "segments": merged["segments"],
             "chunks": merged["chunks"],
+            "removed": {"audio": plan.get("removed"), "words": merged["removed"]},
         }
         uri = storage.write_text(location.work_uri(settings, job_id, "transcript.json"), json.dumps(transcript, ensure_ascii=False), settings)
         log.info("merged {} chunk(s) into {} segment(s), language {}; removed {} repeated word(s), {} word(s) in silence",
