@@ -28,7 +28,6 @@ import tempfile
 import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 from bench import corpus
@@ -94,7 +93,7 @@ def run_pipeline(path: Path, *, language: str, model: str, method: str, root: Pa
     inbox.mkdir(parents=True, exist_ok=True)
     source = inbox / path.name
     shutil.copyfile(path, source)
-    settings = replace(Settings.from_env(), local_root=root, scratch_dir=root / "scratch")
+    settings = Settings.from_env().updated(storage={"local_root": root, "scratch_dir": root / "scratch"})
     job = {"job_id": f"bench-{path.stem}-{method}", "source": f"file://{source}", "language": language, "model": model,
            "formats": [], "duration_s": 0.0, "size_bytes": source.stat().st_size, "chunking": method}
     store = NullStore()
@@ -102,7 +101,7 @@ def run_pipeline(path: Path, *, language: str, model: str, method: str, root: Pa
     planned = pipeline.chunk(job, settings=settings, store=store)
     job["duration_s"] = max(ref["end_s"] for batch in planned for ref in batch["chunks"])
     # batches in parallel, as the DAG's mapped tasks run: as many at once as the cores allow
-    with ThreadPoolExecutor(max_workers=settings.lanes()) as pool:
+    with ThreadPoolExecutor(max_workers=settings.whisper.lanes()) as pool:
         results = list(pool.map(lambda batch: pipeline.transcribe(job, batch, settings=settings, store=store), planned))
     merged = pipeline.merge(job, results, settings=settings, store=store)
     seconds = time.monotonic() - started
@@ -120,14 +119,14 @@ def run_whole_file(path: Path, *, language: str, model: str, root: Path, fresh: 
     from stt.config import Settings
 
     settings = Settings.from_env()
-    model_path = settings.model_path(model)
-    args = whisper.decode_args(model, settings.word_timing)
+    model_path = settings.whisper.model_path(model)
+    args = whisper.decode_args(model, settings.whisper.word_timing)
     key = hashlib.sha256()
     key.update(path.read_bytes())
-    for part in (settings.whisper_cli.resolve(), model_path.resolve()):
+    for part in (settings.whisper.cli.resolve(), model_path.resolve()):
         info = part.stat()
         key.update(f"{part}:{info.st_size}:{info.st_mtime_ns}".encode())
-    key.update(json.dumps([language, settings.whisper_threads, *args]).encode())
+    key.update(json.dumps([language, settings.whisper.threads, *args]).encode())
     cached = corpus.cache_root() / "bench" / f"whole-{key.hexdigest()[:24]}.json"
     if cached.is_file() and not fresh:
         data = json.loads(cached.read_text())
@@ -136,9 +135,9 @@ def run_whole_file(path: Path, *, language: str, model: str, root: Path, fresh: 
     wav.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, wav)
     duration = wav.stat().st_size / 32000
-    run = whisper.transcribe(wav, cli=settings.whisper_cli, model_path=model_path,
-                             language=whisper.whisper_language(model, language), threads=settings.whisper_threads,
-                             timeout_s=settings.whisper_timeout(duration), extra_args=args)
+    run = whisper.transcribe(wav, cli=settings.whisper.cli, model_path=model_path,
+                             language=whisper.whisper_language(model, language), threads=settings.whisper.threads,
+                             timeout_s=settings.whisper.timeout(duration), extra_args=args)
     result = {"segments": run.segments, "language": run.language}
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps({"file": str(path), "model": model, "args": list(args), "result": result, "seconds": run.seconds}))
@@ -380,9 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "model": args.model,
         "chunking": methods,
-        "decode_args": list(whisper.decode_args(args.model, settings.word_timing)),
-        "settings": {k: getattr(settings, k) for k in ("chunk_seconds", "chunk_min_s", "chunk_max_s", "chunk_overlap_s",
-                                                      "silence_min_s", "silence_below_speech_db", "whisper_threads", "word_timing")},
+        "decode_args": list(whisper.decode_args(args.model, settings.whisper.word_timing)),
+        "settings": {"chunk_seconds": settings.chunking.seconds, "chunk_min_s": settings.chunking.min_s, "chunk_max_s": settings.chunking.max_s,
+                     "chunk_overlap_s": settings.chunking.overlap_s, "silence_min_s": settings.chunking.silence_min_s,
+                     "silence_below_speech_db": settings.chunking.silence_below_speech_db, "whisper_threads": settings.whisper.threads,
+                     "word_timing": settings.whisper.word_timing},
         "seconds": round(time.monotonic() - started, 1),
         "files": rows,
         "pooled": pooled_wer(rows, methods),
@@ -391,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, ensure_ascii=False, indent=1))
     else:
         print(table(report))
-        print(f"\nmodel {args.model}, whisper flags {' '.join(whisper.decode_args(args.model, settings.word_timing)) or '(defaults)'}, {report['seconds']:.0f}s in all")
+        print(f"\nmodel {args.model}, whisper flags {' '.join(whisper.decode_args(args.model, settings.whisper.word_timing)) or '(defaults)'}, {report['seconds']:.0f}s in all")
     return 0
 
 

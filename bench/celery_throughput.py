@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=6, help="recordings in the batch (default 6)")
     parser.add_argument("--repeats", type=int, default=4, help="jfk.wav repeated this often per recording (default 4)")
     parser.add_argument("--model", default="tiny.en")
-    parser.add_argument("--whisper-threads", type=int, default=int(os.environ.get("STT_WHISPER_THREADS", 2)))
+    parser.add_argument("--whisper-threads", type=int, default=2, help="threads per whisper-cli on the workers (default 2)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
 

@@ -144,10 +144,10 @@ def run_chunk(source: Path, work: Path) -> dict:
 
     settings = Settings()
     started = time.monotonic()
-    wav = audio.decode_to_wav(source, work / "decoded.wav", settings.decode_timeout_s, max_s=settings.max_duration_s)
+    wav = audio.decode_to_wav(source, work / "decoded.wav", settings.limits.decode_timeout_s, max_s=settings.limits.max_duration_s)
     decoded_at = time.monotonic()
     decoded = audio.Recording.open(wav)
-    plan = pipeline.chunk_plan(decoded, settings.chunking, settings)
+    plan = pipeline.chunk_plan(decoded, settings.chunking.method, settings)
     planned_at = time.monotonic()
     files = audio.cut_chunks(decoded, plan.chunks, work / "chunks")
     done = time.monotonic()

@@ -62,7 +62,9 @@ SKIP_MARKUP = ("<cutoff-", "<unk>")  # texts with cut-off or unknown words have 
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("STT_CACHE_DIR") or Path.home() / ".cache" / "stt-pipeline")
+    from stt.config import BenchSettings
+
+    return BenchSettings().cache_dir
 
 
 def say(message: str) -> None:

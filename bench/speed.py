@@ -140,7 +140,7 @@ def whole_file(wav: Path, settings: Settings, model: str, threads: int, out_dir:
     """whisper-cli on a whole file, as a user would run it: the four output formats, default decoding (or
     `extra_args` on top: the pipeline's own decoding flags, for the like-for-like figure)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    return run_whisper_cli([str(settings.whisper_cli), "-m", str(settings.model_path(model)), "-f", str(wav), "-l", "en",
+    return run_whisper_cli([str(settings.whisper.cli), "-m", str(settings.whisper.model_path(model)), "-f", str(wav), "-l", "en",
                             "-t", str(threads), "-otxt", "-osrt", "-ovtt", "-oj", "-of", str(out_dir / wav.stem), *extra_args])
 
 
@@ -283,10 +283,10 @@ def memory_alone(settings: Settings, model: str, long_wav: Path, doc: dict, thre
 
     first = doc["chunks"]["0"]
     chunk = cut(long_wav, first["start_s"], first["end_s"], work / "chunk-0.wav")
-    stats = whisper.transcribe_many([chunk], cli=settings.whisper_cli, model_path=settings.model_path(model), language="en", threads=threads,
-                                    timeout_s=settings.whisper_timeout(first["end_s"] - first["start_s"]),
-                                    extra_args=decode_args(model, settings.word_timing), on_result=lambda *_: None,
-                                    nice=settings.whisper_nice)
+    stats = whisper.transcribe_many([chunk], cli=settings.whisper.cli, model_path=settings.whisper.model_path(model), language="en", threads=threads,
+                                    timeout_s=settings.whisper.timeout(first["end_s"] - first["start_s"]),
+                                    extra_args=decode_args(model, settings.whisper.word_timing), on_result=lambda *_: None,
+                                    nice=settings.whisper.nice)
     return {"wall_s": round(stats.seconds, 3), "cpu_s": stats.cpu_s, "peak_rss_mb": stats.peak_rss_mb}
 
 
@@ -301,19 +301,19 @@ def whisper_lanes(wavs: list[Path], settings: Settings, model: str, slots: int, 
     lanes = []
     for wav in wavs:
         decoded = audio.load(wav)
-        plan = pipeline.chunk_plan(decoded, settings.chunking, settings)
+        plan = pipeline.chunk_plan(decoded, settings.chunking.method, settings)
         files = audio.cut_chunks(decoded, plan.chunks, work / wav.stem)
         refs = [{**c.as_dict(), "duration_s": c.duration_s, "path": f} for c, f in zip(plan.chunks, files)]
-        for batch in batches.plan_batches(refs, lanes=slots, max_s=settings.batch_max_s, min_s=settings.batch_min_s):
+        for batch in batches.plan_batches(refs, lanes=slots, max_s=settings.chunking.batch_max_s, min_s=settings.chunking.batch_min_s):
             audible = [ref["path"] for ref in batch if not ref["silent"]]
             if audible:
                 lanes.append(audible)
 
     def run(chunk_files: list[Path]) -> whisper.ProcessStats:
-        return whisper.transcribe_many(chunk_files, cli=settings.whisper_cli, model_path=settings.model_path(model), language="en",
-                                       threads=settings.whisper_threads, timeout_s=settings.whisper_timeout(settings.batch_max_s),
-                                       extra_args=decode_args(model, settings.word_timing), on_result=lambda *_: None,
-                                       nice=settings.whisper_nice)
+        return whisper.transcribe_many(chunk_files, cli=settings.whisper.cli, model_path=settings.whisper.model_path(model), language="en",
+                                       threads=settings.whisper.threads, timeout_s=settings.whisper.timeout(settings.chunking.batch_max_s),
+                                       extra_args=decode_args(model, settings.whisper.word_timing), on_result=lambda *_: None,
+                                       nice=settings.whisper.nice)
 
     result: dict = {}
     with cpu_meter(result):
@@ -407,11 +407,11 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.from_env()
     cores = os.cpu_count() or 1
-    slots = max(1, cores // settings.whisper_threads)
+    slots = max(1, cores // settings.whisper.threads)
     long_wav, batch = recordings(args.long_s, args.batch_files, args.batch_file_s)
     root = Path(tempfile.mkdtemp(prefix="stt-bench-speed-"))
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    say(f"work folder {root}; model {args.model}; {cores} cores; pipeline: {settings.whisper_threads} whisper thread(s) × {slots} pool slots")
+    say(f"work folder {root}; model {args.model}; {cores} cores; pipeline: {settings.whisper.threads} whisper thread(s) × {slots} pool slots")
     pipeline = Pipeline(root, args.model, slots)
     repeats = []
     try:
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 with cpu_meter(rep["long"].setdefault("whole_file", {})):
                     rep["long"]["whole_file"].update(whole_file(long_wav, settings, args.model, cores, root / "whole"))
                 say(f"run {i + 1}: whole-file, long: {rep['long']['whole_file']['wall_s']:.1f} s")
-                flags = decode_args(args.model, settings.word_timing)
+                flags = decode_args(args.model, settings.whisper.word_timing)
                 # no flags of its own (no DTW preset, or STT_WORD_TIMING=tokens): the default run already is like for like
                 same = whole_file(long_wav, settings, args.model, cores, root / "whole", flags) if flags else rep["long"]["whole_file"]
                 rep["long"]["whole_file_same_decoding"] = {"flags": list(flags), **same}
@@ -448,12 +448,12 @@ def main(argv: list[str] | None = None) -> int:
             rep["batch"]["pipeline"] = pipeline.run(batch, f"batch-r{i}")
             say(f"run {i + 1}: pipeline, batch: {rep['batch']['pipeline']['wall_s']:.1f} s")
             repeats.append(rep)
-        extra = {"model": args.model, "cores": cores, "whisper_threads": settings.whisper_threads, "pool_slots": slots,
+        extra = {"model": args.model, "cores": cores, "whisper_threads": settings.whisper.threads, "pool_slots": slots,
                  "long_s": args.long_s, "batch_files": args.batch_files, "batch_file_s": args.batch_file_s}
         pipeline.pause()
         try:
             extra["memory_alone"] = memory_alone(settings, args.model, long_wav, pipeline.jobs.find_one({"_id": "long-r0-00"}),
-                                                 settings.whisper_threads, root)
+                                                 settings.whisper.threads, root)
         finally:
             pipeline.resume()
         if not args.no_dag_test:

@@ -10,9 +10,10 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from stt.airflow_glue import default_args, schedule_from_env, start_transcriptions
+from stt.airflow_glue import default_args, start_transcriptions
+from stt.config import Settings
 
-SCHEDULE = schedule_from_env("STT_INGEST_SCHEDULE", "*/2 * * * *")
+SCHEDULE = Settings.from_env().ingest.cron()
 
 
 @dag(
@@ -29,7 +30,6 @@ def stt_ingest():
     def claim_new_objects() -> list[dict]:
         from airflow.sdk import get_current_context
 
-        from stt.config import Settings
         from stt.ingest import scan_and_claim
         from stt.jobs import JobStore
 

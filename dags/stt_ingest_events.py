@@ -6,16 +6,14 @@ as the scheduled stt_ingest, so together they still give exactly one job per obj
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import Asset, AssetWatcher, dag, task
 
 from stt.airflow_glue import default_args, start_transcriptions
 from stt.config import Settings
 
-QUEUE_URL = os.environ.get("STT_EVENTS_SQS_QUEUE")
+SETTINGS = Settings.from_env()
 
-if QUEUE_URL:
+if SETTINGS.events.sqs_queue:
     from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
 
     uploads = Asset(
@@ -23,10 +21,10 @@ if QUEUE_URL:
         watchers=[AssetWatcher(
             name="stt_s3_uploads_sqs",
             trigger=SqsSensorTrigger(
-                sqs_queue=QUEUE_URL,
-                aws_conn_id=os.environ.get("STT_EVENTS_AWS_CONN_ID") or Settings.from_env().s3_conn_id,
+                sqs_queue=SETTINGS.events.sqs_queue,
+                aws_conn_id=SETTINGS.events_conn_id(),
                 max_messages=10,
-                waiter_delay=int(os.environ.get("STT_EVENTS_POLL_S", 5)),
+                waiter_delay=SETTINGS.events.poll_s,
             ),
         )],
     )

@@ -6,14 +6,14 @@ once it has not changed for STT_RECONCILE_IDLE_S seconds (default 300).
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from stt.airflow_glue import default_args, schedule_from_env
+from stt.airflow_glue import default_args
+from stt.config import Settings
 
-SCHEDULE = schedule_from_env("STT_RECONCILE_SCHEDULE", "*/10 * * * *")
+SCHEDULE = Settings.from_env().reconcile.cron()
 
 
 @dag(dag_id="stt_reconcile", schedule=SCHEDULE, start_date=datetime(2026, 1, 1), catchup=False, max_active_runs=1,
@@ -21,13 +21,12 @@ SCHEDULE = schedule_from_env("STT_RECONCILE_SCHEDULE", "*/10 * * * *")
 def stt_reconcile():
     @task
     def settle_stuck_jobs() -> dict:
-        from stt.config import Settings
         from stt.jobs import JobStore
         from stt.reconcile import airflow_run_state, settle_stuck_jobs
 
         settings = Settings.from_env()
         return settle_stuck_jobs(JobStore.from_airflow(settings), settings, airflow_run_state,
-                                 idle_s=float(os.environ.get("STT_RECONCILE_IDLE_S", 300)), limit=500)
+                                 idle_s=settings.reconcile.idle_s, limit=500)
 
     settle_stuck_jobs()
 

@@ -21,14 +21,14 @@ SETTINGS = Settings.from_env()
     catchup=False,
     params=transcribe_params(SETTINGS),
     default_args=default_args(),
-    max_active_runs=SETTINGS.max_active_jobs,
+    max_active_runs=SETTINGS.airflow.max_active_jobs,
     tags=["stt"],
     doc_md=__doc__,
 )
 def stt_transcribe():
     # multiple_outputs=False: a task's dict result is one XCom, not one more per key (each is an API call and a
     # database write; validate alone pushed 9).
-    @task(pool=SETTINGS.steps_pool, multiple_outputs=False)
+    @task(pool=SETTINGS.airflow.steps_pool, multiple_outputs=False)
     def validate() -> dict:
         from stt import pipeline
 
@@ -36,7 +36,7 @@ def stt_transcribe():
         run = context["dag_run"]
         return run_step(pipeline.validate, dict(context["params"]), job_id=job_id_from_context(context), dag_id=run.dag_id, run_id=run.run_id)
 
-    @task(pool=SETTINGS.steps_pool, multiple_outputs=False)
+    @task(pool=SETTINGS.airflow.steps_pool, multiple_outputs=False)
     def chunk(job: dict) -> list[dict]:
         from stt import pipeline
 
@@ -45,8 +45,8 @@ def stt_transcribe():
     @task(
         multiple_outputs=False,
         map_index_template="{{ batch_label }}",
-        pool=SETTINGS.whisper_pool,
-        execution_timeout=timedelta(seconds=SETTINGS.whisper_timeout(SETTINGS.batch_max_s + 2 * SETTINGS.chunk_max_s) + 120),
+        pool=SETTINGS.airflow.whisper_pool,
+        execution_timeout=timedelta(seconds=SETTINGS.transcribe_timeout_s()),
     )
     def transcribe(job: dict, batch: dict) -> dict:
         from stt import pipeline
@@ -56,13 +56,13 @@ def stt_transcribe():
         context["batch_label"] = f"batch {batch['batch']}: {len(chunks)} chunk(s), {sum(c['duration_s'] for c in chunks):.0f}s"
         return run_step(pipeline.transcribe, job, batch, attempt=context["ti"].try_number, worker=worker_id())
 
-    @task(pool=SETTINGS.steps_pool, multiple_outputs=False)
+    @task(pool=SETTINGS.airflow.steps_pool, multiple_outputs=False)
     def merge(job: dict, batch_results: list[dict]) -> dict:
         from stt import pipeline
 
         return run_step(pipeline.merge, job, list(batch_results))
 
-    @task(pool=SETTINGS.steps_pool, multiple_outputs=False)
+    @task(pool=SETTINGS.airflow.steps_pool, multiple_outputs=False)
     def publish(job: dict, merged: dict) -> dict:
         from stt import pipeline
 

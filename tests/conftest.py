@@ -79,7 +79,7 @@ def whisper_ready():
     from stt.config import Settings
 
     settings = Settings.from_env()
-    missing = [str(p) for p in (settings.whisper_cli, settings.model_path("tiny.en"), settings.model_path("base")) if not p.exists()]
+    missing = [str(p) for p in (settings.whisper.cli, settings.whisper.model_path("tiny.en"), settings.whisper.model_path("base")) if not p.exists()]
     assert not missing, f"run `bash whisper/provision.sh` first; missing: {missing}"
     return settings
 

@@ -59,7 +59,7 @@ def test_two_files_uploading_under_one_name_and_an_argument_matching_nothing_are
 
 
 def test_uris_are_kept_as_given_and_a_uri_folder_or_glob_lists_its_objects(recordings):
-    settings = Settings(local_root=recordings.parent.resolve())
+    settings = Settings().updated(storage={"local_root": recordings.parent.resolve()})
     plain = "s3://bucket/inbox/x #1.mp3"
     unsupported = "ftp://host/*.mp3"
     targets, problems = expand_targets([plain, plain, unsupported, f"file://{recordings}/", f"file://{recordings}/day2/*.wav"], settings)
@@ -69,9 +69,10 @@ def test_uris_are_kept_as_given_and_a_uri_folder_or_glob_lists_its_objects(recor
 
 
 def test_a_source_outside_the_storage_roots_is_refused_with_its_reason_before_any_upload(recordings, tmp_path):
-    cfg = CliConfig(airflow_url="http://127.0.0.1:9", user="", password="", mongo_url="", mongo_db="stt",
-                    upload_uri=f"file://{tmp_path}/elsewhere/inbox/")
-    submitter = Submitter(cfg, Settings(local_root=recordings.resolve()), store=None, conf={})
+    settings = Settings().updated(storage={"local_root": recordings.resolve()})
+    cfg = CliConfig(airflow_url="http://127.0.0.1:9", user="", password="", mongo_url="", upload_uri=f"file://{tmp_path}/elsewhere/inbox/",
+                    settings=settings)
+    submitter = Submitter(cfg, settings, store=None, conf={})
     outside = submitter.submit(Target(uri=f"file://{tmp_path}/other/a.wav"))
     assert (outside.state, outside.message.split("]")[0]) == ("refused", "[SOURCE_OUTSIDE_ROOT")
     upload = submitter.submit(Target(local=recordings / "a.wav", upload_name="a.wav"))

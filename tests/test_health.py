@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from stt.config import Settings
 from stt.health import run_checks
@@ -16,7 +15,7 @@ def test_everything_healthy(whisper_ready, jobs, tmp_path):
 
 def test_each_failure_says_what_to_do(tmp_path):
     (tmp_path / "ggml-fake.bin").write_bytes(b"not a model")
-    broken = replace(Settings(), whisper_cli=tmp_path / "nope", models_dir=tmp_path)
+    broken = Settings().updated(whisper={"cli": tmp_path / "nope", "models_dir": tmp_path})
     import pymongo
 
     dead = pymongo.MongoClient("mongodb://127.0.0.1:1", serverSelectionTimeoutMS=200)["stt"]["jobs"]

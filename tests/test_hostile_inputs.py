@@ -86,8 +86,8 @@ def error_code(jobs, job_id):
 
 def assert_clean(settings, root, job_id):
     """No work folder, no scratch and no partial file left for the job."""
-    assert not (root / settings.work_prefix / job_id).exists()
-    assert not (settings.scratch_dir / job_id).exists()
+    assert not (root / settings.storage.work_prefix / job_id).exists()
+    assert not (settings.storage.scratch_dir / job_id).exists()
     assert not [p for p in root.rglob("*") if p.name.endswith((".part", ".part.wav"))]
 
 
@@ -197,14 +197,14 @@ def test_the_pipelines_own_files_are_not_sources(run_transcribe, root, jobs):
     assert error_code(jobs, "hostile-own") == ("FAILED", "SOURCE_IN_PIPELINE_AREA")
 
 
-def test_an_inbox_at_the_bucket_root_does_not_ingest_work_or_transcripts(store, settings, s3_server, monkeypatch):
+def test_an_inbox_at_the_bucket_root_does_not_ingest_work_or_transcripts(store, settings, s3_server):
     from stt.ingest import scan_and_claim
 
     s3 = s3_server.client()
     s3.create_bucket(Bucket="whole")
     for key in ("inbox/a.wav", "top.wav", "work/job-1/chunks/chunk-00000.wav", "transcripts/a.wav.json"):
         s3.upload_file(str(JFK_WAV), "whole", key)
-    monkeypatch.setenv("STT_INBOX_URIS", "s3://whole/")
+    settings = settings.updated(ingest={"inbox_uris": ("s3://whole/",)})
     sources = sorted(r["conf"]["source"] for r in scan_and_claim(settings=settings, store=store, claimed_by="test"))
     assert sources == ["s3://whole/inbox/a.wav", "s3://whole/top.wav"]
 
@@ -323,7 +323,7 @@ def long_wavs(tmp_path):
 
 
 def whisper_options(settings, **extra):
-    return {"cli": settings.whisper_cli, "model_path": settings.model_path("base"), "language": "en", "threads": 1, "timeout_s": 300, **extra}
+    return {"cli": settings.whisper.cli, "model_path": settings.whisper.model_path("base"), "language": "en", "threads": 1, "timeout_s": 300, **extra}
 
 
 def test_whisper_is_killed_when_storing_a_result_raises(long_wavs, settings, whisper_ready):
@@ -352,8 +352,8 @@ def test_whisper_dies_with_the_task_process_that_started_it(how, long_wavs, sett
     code = textwrap.dedent(f"""
         from pathlib import Path
         from stt import whisper
-        whisper.transcribe_many([Path(p) for p in {[str(p) for p in long_wavs]!r}], cli=Path({str(settings.whisper_cli)!r}),
-            model_path=Path({str(settings.model_path("base"))!r}), language="en", threads=1, timeout_s=300, on_result=lambda i, r: None)
+        whisper.transcribe_many([Path(p) for p in {[str(p) for p in long_wavs]!r}], cli=Path({str(settings.whisper.cli)!r}),
+            model_path=Path({str(settings.whisper.model_path("base"))!r}), language="en", threads=1, timeout_s=300, on_result=lambda i, r: None)
     """)
     task = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
     marker = long_wavs[0].parent.name

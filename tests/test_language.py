@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -55,7 +54,8 @@ def steps(tmp_path, jobs, whisper_ready):
 
     root = tmp_path / "storage"
     (root / "inbox").mkdir(parents=True)
-    settings = replace(whisper_ready, local_root=root, scratch_dir=tmp_path / "scratch", chunk_seconds=12.0, chunk_min_s=6.0, chunk_max_s=14.0)
+    settings = whisper_ready.updated(storage={"local_root": root, "scratch_dir": tmp_path / "scratch"},
+                                     chunking={"seconds": 12.0, "min_s": 6.0, "max_s": 14.0})
     return root, settings, JobStore(jobs)
 
 
@@ -139,17 +139,18 @@ def test_english_only_model_with_auto_fails_with_the_reason(run_transcribe, jobs
 def test_the_trigger_forms_defaults_agree(monkeypatch):
     from stt.airflow_glue import transcribe_params
     from stt.config import Settings
-    from stt.ingest import IngestSettings
     from stt.whisper import is_english_only
 
     monkeypatch.delenv("STT_DEFAULT_MODEL", raising=False)
     monkeypatch.delenv("STT_INGEST_MODEL", raising=False)
+    monkeypatch.delenv("STT_INGEST_LANGUAGE", raising=False)
     settings = Settings.from_env()
     form = transcribe_params(settings)
     assert form["language"].value == "auto"
-    assert form["model"].value == settings.default_model == IngestSettings.from_env(settings).model == "base"
+    assert form["model"].value == settings.whisper.default_model == settings.ingest_conf()["model"] == "base"
     assert not is_english_only(form["model"].value)
 
     monkeypatch.setenv("STT_DEFAULT_MODEL", "tiny.en")  # a deployment that chose an English-only default
     form = transcribe_params(Settings.from_env())
     assert (form["model"].value, form["language"].value) == ("tiny.en", "en")
+    assert Settings.from_env().ingest_conf() == {"model": "tiny.en", "language": "en"}  # ingestion starts the same jobs

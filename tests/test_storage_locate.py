@@ -11,7 +11,7 @@ from stt.storage import locate
 
 @pytest.fixture
 def settings(tmp_path):
-    return Settings(local_root=tmp_path)
+    return Settings().updated(storage={"local_root": tmp_path})
 
 
 def test_s3_source_outputs_drop_inbox_prefix(settings):

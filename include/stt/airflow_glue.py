@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from datetime import timedelta
 
 from stt.airflow_settings import airflow_command
 from stt.config import LANGUAGES, Settings
@@ -43,8 +42,8 @@ def job_id_from_context(context) -> str:
 
 
 def worker_id() -> str:
-    """Which worker runs a task: `STT_WORKER_ID` when the deployment names its workers, else host:pid."""
-    return os.environ.get("STT_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
+    """Which worker runs a task: `airflow.worker_id` when the deployment names its workers, else host:pid."""
+    return Settings.from_env().airflow.worker_id or f"{socket.gethostname()}:{os.getpid()}"
 
 
 def transcribe_params(settings: Settings) -> dict:
@@ -52,24 +51,23 @@ def transcribe_params(settings: Settings) -> dict:
     from airflow.sdk import Param
 
     from stt.audio import METHODS as CHUNKING_METHODS
-    from stt.whisper import is_english_only
 
-    models = sorted(set(settings.installed_models()) | set(KNOWN_MODELS))
-    language = "en" if is_english_only(settings.default_model) else "auto"  # an English-only model cannot detect
+    models = sorted(set(settings.whisper.installed_models()) | set(KNOWN_MODELS))
+    language = settings.whisper.default_language()  # en for an English-only default model, which cannot detect
     return {
         "source": Param(
             type="string",
             minLength=1,
             title="Source audio",
             description="Object URI of the recording: s3://bucket/key (MinIO/AWS, Airflow connection "
-            f"'{settings.s3_conn_id}') or file:///absolute/path.",
+            f"'{settings.storage.s3_conn_id}') or file:///absolute/path.",
         ),
         "language": Param(language, type="string", enum=list(LANGUAGES), title="Language",
                           description="Spoken language; auto detects it once per recording (needs a multilingual model such as base)."),
-        "model": Param(settings.default_model, type="string", examples=models, title="Model",
+        "model": Param(settings.whisper.default_model, type="string", examples=models, title="Model",
                        description="whisper.cpp model name; the file whisper/models/ggml-<name>.bin must exist on the workers. "
                        "English-only models (*.en) take language en only: with auto or vi the job fails with MODEL_LANGUAGE_MISMATCH."),
-        "chunking": Param(settings.chunking, type="string", enum=list(CHUNKING_METHODS), title="Chunking",
+        "chunking": Param(settings.chunking.method, type="string", enum=list(CHUNKING_METHODS), title="Chunking",
                           description="silence: cut in pauses (fixed cuts with overlap where there are none); fixed: equal overlapping chunks; vad: pauses found by whisper.cpp's Silero VAD."),
         "formats": Param(list(FORMATS), type="array", items={"type": "string", "enum": list(FORMATS)}, uniqueItems=True, minItems=1,
                          title="Output formats", description="Transcript files to publish next to the source."),
@@ -82,21 +80,9 @@ def transcribe_params(settings: Settings) -> dict:
     }
 
 
-def schedule_from_env(name: str, default: str) -> str | None:
-    """A DAG's cron schedule from the environment; `none`, `off` or empty: trigger-only."""
-    value = os.environ.get(name, default).strip()
-    return None if value.lower() in ("", "none", "off") else value
-
-
 def default_args(*, job_callbacks: bool = True) -> dict:
     """Retries with exponential backoff for transient failures; for job DAGs, callbacks that mirror failures and retries."""
-    args = {
-        "owner": "stt",
-        "retries": int(os.environ.get("STT_RETRIES", 3)),
-        "retry_delay": timedelta(seconds=float(os.environ.get("STT_RETRY_DELAY_S", 10))),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(seconds=float(os.environ.get("STT_MAX_RETRY_DELAY_S", 300))),
-    }
+    args = {"owner": "stt", **Settings.from_env().retries.task_args()}
     if job_callbacks:
         args.update(on_failure_callback=on_task_failure, on_retry_callback=on_task_retry)
     return args
@@ -156,8 +142,8 @@ def preload_task_modules() -> float:
 
 
 def preload_before_forking(where: str) -> None:
-    """`preload_task_modules` in a process about to fork the processes that run tasks (STT_PRELOAD_TASK_MODULES)."""
-    if not Settings.from_env().preload_task_modules:
+    """`preload_task_modules` in a process about to fork the processes that run tasks (airflow.preload_task_modules)."""
+    if not Settings.from_env().airflow.preload_task_modules:
         return
     try:
         seconds = preload_task_modules()

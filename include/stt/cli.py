@@ -4,7 +4,7 @@
     stt status JOB          stt result JOB [--format txt|srt|vtt|json]
     stt list [--status FAILED] [--limit 20]       stt stats [--csv FILE]       stt retry JOB      stt health
 
-Configuration (environment; defaults come from the local stack started by scripts/run-local.sh):
+Configuration (environment, read by stt.config.CliSettings; defaults come from the local stack started by scripts/run-local.sh):
     STT_AIRFLOW_URL, STT_AIRFLOW_USER, STT_AIRFLOW_PASSWORD   the Airflow API server and a user
     STT_MONGO_URL, STT_MONGO_DB                               the job store
     STT_UPLOAD_URI                                            where `submit` uploads local files (s3://bucket/inbox/ or file:///…/inbox/)
@@ -18,7 +18,6 @@ import contextlib
 import fnmatch
 import glob
 import json
-import os
 import shutil
 import sys
 import threading
@@ -29,7 +28,7 @@ from pathlib import Path, PurePosixPath
 
 import httpx
 
-from stt.config import LANGUAGES, Settings
+from stt.config import LANGUAGES, CliSettings, Settings
 from stt.errors import InvalidSource
 from stt.formats import FORMATS
 from stt.ingest import TRANSCRIBE_DAG_ID
@@ -46,20 +45,24 @@ def emit(*args, **kwargs) -> None:
 
 @dataclass
 class CliConfig:
+    """Where the CLI finds Airflow, the job store and the upload folder, and the pipeline's settings it works with."""
+
     airflow_url: str
     user: str
     password: str
     mongo_url: str
-    mongo_db: str
     upload_uri: str
+    settings: Settings
 
     @classmethod
     def load(cls) -> "CliConfig":
+        """CliSettings, with what is not set there taken from the local stack when one was started."""
         from stt import devstack
 
-        env = os.environ
+        cli = CliSettings()
+        settings = Settings.from_env()
         stack = devstack.load_state()
-        password = env.get("STT_AIRFLOW_PASSWORD", "")
+        password = cli.airflow_password
         if not password and stack:
             try:
                 password = devstack.admin_password()
@@ -67,22 +70,22 @@ class CliConfig:
                 password = ""
         mongo_port = stack.get("mongo_port", 27017)
         storage_root = stack.get("storage_root")
-        if storage_root:  # file:// sources are confined to the stack's storage root, as its tasks are
-            os.environ.setdefault("STT_LOCAL_ROOT", storage_root)
+        if storage_root and not settings.storage.local_root:  # file:// sources are confined to the stack's storage root, as its tasks are
+            settings = settings.updated(storage={"local_root": Path(storage_root).resolve()})
         return cls(
-            airflow_url=env.get("STT_AIRFLOW_URL") or stack.get("airflow_url") or "http://127.0.0.1:8080",
-            user=env.get("STT_AIRFLOW_USER", "admin"),
+            airflow_url=cli.airflow_url or stack.get("airflow_url") or "http://127.0.0.1:8080",
+            user=cli.airflow_user,
             password=password,
-            mongo_url=env.get("STT_MONGO_URL") or f"mongodb://127.0.0.1:{mongo_port}",
-            mongo_db=env.get("STT_MONGO_DB", "stt"),
-            upload_uri=env.get("STT_UPLOAD_URI") or (f"file://{storage_root}/inbox/" if storage_root else ""),
+            mongo_url=cli.mongo_url or f"mongodb://127.0.0.1:{mongo_port}",
+            upload_uri=cli.upload_uri or (f"file://{storage_root}/{settings.storage.inbox_prefix}/" if storage_root else ""),
+            settings=settings,
         )
 
     def store(self) -> JobStore:
         import pymongo
 
         client = pymongo.MongoClient(self.mongo_url, serverSelectionTimeoutMS=5000)
-        return JobStore(client[self.mongo_db][Settings.from_env().jobs_collection])
+        return JobStore(client[self.settings.storage.mongo_db][self.settings.storage.jobs_collection])
 
     def airflow(self):
         from stt.client import AirflowClient
@@ -231,7 +234,7 @@ class Submitter:
             source = self.source_of(target)
             location = storage.locate(source, self.settings)
             if location.in_pipeline_area(self.settings):
-                raise InvalidSource(f"source {source!r} is one of the pipeline's own files (under {self.settings.work_prefix}/ or {self.settings.output_prefix}/)")
+                raise InvalidSource(f"source {source!r} is one of the pipeline's own files (under {self.settings.storage.work_prefix}/ or {self.settings.storage.output_prefix}/)")
             if target.local:
                 storage.upload(target.local, location.uri, self.settings)
                 print(f"uploaded {target.local} → {location.uri}", file=sys.stderr)
@@ -259,13 +262,13 @@ class Submitter:
 def submit(args, cfg: CliConfig) -> int:
     """Submit every target in one process; print each job id on stdout as it is submitted, then follow them with --wait."""
     started = time.monotonic()
-    settings = Settings.from_env()
+    settings = cfg.settings
     targets, problems = expand_targets(args.targets, settings)
     for problem in problems:
         print(f"stt: {problem}", file=sys.stderr)
     if not targets:
         return 1
-    conf = {"language": args.language, "model": args.model or settings.default_model, "priority": args.priority,
+    conf = {"language": args.language or settings.whisper.default_language(), "model": args.model or settings.whisper.default_model, "priority": args.priority,
             "formats": args.formats or list(FORMATS)}
     store = cfg.store()
     submitter = Submitter(cfg, settings, store, conf)
@@ -444,7 +447,7 @@ def result(args, cfg: CliConfig) -> int:
         published = ", ".join(k for k, v in (doc.get("outputs") or {}).items() if v) or "none"
         print(f"stt: job {args.job} has no {fmt or ''} result (status {doc.get('status', 'unknown')}; published: {published})", file=sys.stderr)
         return 1
-    emit(storage.read_text(uri, Settings.from_env()), end="")
+    emit(storage.read_text(uri, cfg.settings), end="")
     return 0
 
 
@@ -521,7 +524,7 @@ def retry(args, cfg: CliConfig) -> int:
     store.request_rerun(args.job, conf=conf, run_id=run_id)
     run = cfg.airflow().trigger("stt_transcribe", {k: v for k, v in conf.items() if v is not None}, run_id=run_id)
     print(f"job {args.job} re-run as {run['dag_run_id']}", file=sys.stderr)
-    return follow(args.job, store, Settings.from_env()) if args.wait else 0
+    return follow(args.job, store, cfg.settings) if args.wait else 0
 
 
 def health(args, cfg: CliConfig) -> int:
@@ -529,7 +532,7 @@ def health(args, cfg: CliConfig) -> int:
     from stt.health import run_checks
 
     storage_uris = tuple(args.storage or ([cfg.upload_uri] if cfg.upload_uri else []))
-    checks = run_checks(Settings.from_env(), collection=cfg.store().collection, storage_uris=storage_uris)
+    checks = run_checks(cfg.settings, collection=cfg.store().collection, storage_uris=storage_uris)
     for check in checks:
         emit(f"{'ok' if check.ok else 'FAIL':4s}  {check.name:16s} {check.detail}")
     return 0 if all(c.ok for c in checks) else 1
@@ -542,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("targets", nargs="+", metavar="TARGET",
                    help="local files, folders (their media files), globs (also quoted: 'recordings/*.mp3'), "
                         "s3://bucket/key or file:///path URIs (a URI ending in / or holding a glob: the objects it names)")
-    p.add_argument("--language", default="auto", choices=LANGUAGES)
+    p.add_argument("--language", choices=LANGUAGES, help="spoken language (default: auto, or en with an English-only default model)")
     p.add_argument("--model", help="whisper model (default: STT_DEFAULT_MODEL)")
     p.add_argument("--priority", default="normal", choices=("high", "normal", "low"))
     p.add_argument("--formats", nargs="+", choices=FORMATS)

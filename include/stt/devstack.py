@@ -24,7 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
-from stt.config import REPO_ROOT, Settings
+from stt.config import REPO_ROOT, Settings, StackSettings
 from stt.localstack import AirflowStandalone, MongoServer, free_port, mongo_conn_uri
 
 SAMPLE = REPO_ROOT / "whisper" / "samples" / "jfk.wav"
@@ -39,7 +39,7 @@ class StackError(Exception):
 
 
 def stack_home() -> Path:
-    return Path(os.environ.get("STT_HOME") or REPO_ROOT / "local").resolve()
+    return StackSettings().home.resolve()
 
 
 def state_file() -> Path:
@@ -202,7 +202,7 @@ def pick_port(what: str, *candidates: int | None) -> int:
 
 
 def preferred_airflow_port() -> int:
-    value = os.environ.get("STT_AIRFLOW_PORT", "8080")
+    value = StackSettings().airflow_port
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise StackError(f"STT_AIRFLOW_PORT={value!r} is not a port number; set it to one (e.g. 8080) or unset it")
     return int(value)
@@ -325,7 +325,7 @@ def size_pools(client) -> None:
     bound what runs; `[core] parallelism` (airflow.cfg) leaves the executor spare slots for finished tasks'
     lingering supervisors, so a queued task never waits for an executor slot."""
     cores = os.cpu_count() or 1
-    client.set_pool(WHISPER_POOL, max(1, cores // Settings.from_env().whisper_threads), "whisper-cli processes at once (CPU cores / threads per process)")
+    client.set_pool(WHISPER_POOL, max(1, cores // Settings.from_env().whisper.threads), "whisper-cli processes at once (CPU cores / threads per process)")
     client.set_pool(STEPS_POOL, cores, "stt_transcribe's short steps at once (validate, chunk, merge, publish)")
 
 
@@ -361,7 +361,6 @@ def demo(state: dict) -> int:
     """Transcribe the sample recording the way a user would: `stt submit --wait` (REST trigger, progress from MongoDB)."""
     from stt import cli
 
-    os.environ.setdefault("STT_LOCAL_ROOT", state["storage_root"])  # the storage root the stack's tasks accept
     say(f"transcribing the sample {SAMPLE.name} (stt submit --wait)")
     return cli.main(["submit", str(SAMPLE), "--language", "en", "--model", "tiny.en", "--wait"])
 
@@ -370,7 +369,7 @@ def up(with_demo: bool) -> int:
     with stack_lock():
         state = load_state()
         storage_root = stack_home() / "storage"
-        (storage_root / "inbox").mkdir(parents=True, exist_ok=True)
+        (storage_root / Settings.from_env().storage.inbox_prefix).mkdir(parents=True, exist_ok=True)
         state["storage_root"] = str(storage_root)
         ensure_mongo(state)
         save_state(state)

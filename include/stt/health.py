@@ -40,7 +40,7 @@ def check_storage(uri: str, settings: Settings) -> Check:
 
 
 def check_whisper(settings: Settings) -> Check:
-    cli = settings.whisper_cli
+    cli = settings.whisper.cli
     if not cli.exists():
         return Check("whisper-cli", False, f"{cli} missing: run `bash whisper/provision.sh` or set WHISPER_CLI")
     try:
@@ -51,7 +51,7 @@ def check_whisper(settings: Settings) -> Check:
 
 
 def check_model(settings: Settings, model: str) -> Check:
-    path = settings.model_path(model)
+    path = settings.whisper.model_path(model)
     if not path.is_file():
         return Check(f"model {model}", False, f"{path} missing: run `bash whisper/provision.sh --models {model}`")
     with open(path, "rb") as f:
@@ -63,7 +63,7 @@ def check_model(settings: Settings, model: str) -> Check:
 
 def run_checks(settings: Settings, *, collection=None, storage_uris: tuple[str, ...] = (), models: tuple[str, ...] = ()) -> list[Check]:
     checks = [check_whisper(settings)]
-    checks += [check_model(settings, m) for m in (models or settings.installed_models() or (settings.default_model,))]
+    checks += [check_model(settings, m) for m in (models or settings.whisper.installed_models() or (settings.whisper.default_model,))]
     if collection is not None:
         checks.append(check_mongo(collection))
     checks += [check_storage(uri, settings) for uri in storage_uris]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from stt.config import Settings
@@ -21,31 +19,6 @@ from stt.log import logger
 from stt.storage import ObjectInfo, list_objects, locate
 
 TRANSCRIBE_DAG_ID = "stt_transcribe"
-
-
-@dataclass(frozen=True)
-class IngestSettings:
-    inbox_uris: tuple[str, ...]
-    max_per_run: int
-    lease_s: float
-    min_age_s: float
-    language: str
-    model: str
-
-    @classmethod
-    def from_env(cls, settings: Settings) -> "IngestSettings":
-        env = os.environ
-        inboxes = tuple(u.strip() for u in env.get("STT_INBOX_URIS", "").split(",") if u.strip())
-        if not inboxes and settings.local_root:
-            inboxes = (f"file://{settings.local_root}/{settings.inbox_prefix}/",)
-        return cls(
-            inbox_uris=inboxes,
-            max_per_run=int(env.get("STT_INGEST_MAX_PER_RUN", 50)),
-            lease_s=float(env.get("STT_INGEST_LEASE_S", 900)),
-            min_age_s=float(env.get("STT_INGEST_MIN_AGE_S", 2)),
-            language=env.get("STT_INGEST_LANGUAGE", "auto"),
-            model=env.get("STT_INGEST_MODEL") or settings.default_model,
-        )
 
 
 def job_id_for_object(obj: ObjectInfo) -> str:
@@ -94,13 +67,13 @@ def claim_objects(objects: list[ObjectInfo], *, store: JobStore, origin: str, cl
 
 def scan_and_claim(*, settings: Settings, store: JobStore, claimed_by: str) -> list[dict]:
     """The scheduled path: re-offer stale claims, then list every inbox and claim new objects, bounded per run."""
-    ingest = IngestSettings.from_env(settings)
+    ingest = settings.ingest
     stale = store.reclaim_stale(claimed_by=claimed_by, lease_s=ingest.lease_s, limit=ingest.max_per_run)
     requests = [trigger_request(doc["_id"], doc.get("conf") or {"source": doc["source"]}) for doc in stale]
     for doc in stale:
         logger.bind(job_id=doc["_id"]).warning("re-offering {}: claimed but its run did not start within the lease", doc["source"])
-    defaults = {"language": ingest.language, "model": ingest.model}
-    for inbox in ingest.inbox_uris:
+    defaults = settings.ingest_conf()
+    for inbox in settings.inbox_uris():
         room = ingest.max_per_run - len(requests)
         if room <= 0:
             break
@@ -131,11 +104,11 @@ def objects_from_s3_events(messages: list) -> list[ObjectInfo]:
 
 def claim_from_asset_events(events, *, settings: Settings, store: JobStore, claimed_by: str) -> list[dict]:
     """The event path: asset events from the SQS watcher carry `{"payload": {"message_batch": [...]}}`."""
-    ingest = IngestSettings.from_env(settings)
+    ingest = settings.ingest
     messages = [m for event in events for m in ((event.extra or {}).get("payload") or {}).get("message_batch", [])]
     objects = objects_from_s3_events(messages)
     logger.info("{} notification message(s) → {} created object(s)", len(messages), len(objects))
-    defaults = {"language": ingest.language, "model": ingest.model}
+    defaults = settings.ingest_conf()
     # No per-run bound here: a notification is consumed once, so every object it names is claimed now.
     return claim_objects(objects, store=store, origin="event", claimed_by=claimed_by, conf=defaults, limit=len(objects), lease_s=ingest.lease_s,
                          settings=settings)

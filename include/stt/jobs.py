@@ -51,15 +51,15 @@ class JobStore:
 
     @classmethod
     def from_airflow(cls, settings: Settings) -> "JobStore":
-        """Open the jobs collection through the Airflow connection `settings.mongo_conn_id` (MongoHook)."""
+        """Open the jobs collection through the Airflow connection `settings.storage.mongo_conn_id` (MongoHook)."""
         from airflow.providers.mongo.hooks.mongo import MongoHook
 
-        hook = MongoHook(mongo_conn_id=settings.mongo_conn_id)
-        db = hook.connection.schema or settings.mongo_db
-        store = cls(hook.get_collection(settings.jobs_collection, mongo_db=db))
-        if (settings.mongo_conn_id, db, settings.jobs_collection) not in _INDEXED:  # once per process
+        hook = MongoHook(mongo_conn_id=settings.storage.mongo_conn_id)
+        db = hook.connection.schema or settings.storage.mongo_db
+        store = cls(hook.get_collection(settings.storage.jobs_collection, mongo_db=db))
+        if (settings.storage.mongo_conn_id, db, settings.storage.jobs_collection) not in _INDEXED:  # once per process
             store.ensure_indexes()
-            _INDEXED.add((settings.mongo_conn_id, db, settings.jobs_collection))
+            _INDEXED.add((settings.storage.mongo_conn_id, db, settings.storage.jobs_collection))
         return store
 
     def ensure_indexes(self) -> None:

@@ -7,11 +7,12 @@ and credentials in URLs are masked before anything is written.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 
 from loguru import logger
+
+from stt.config import LogSettings
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
 _KEY_VALUE_SECRETS = re.compile(
@@ -63,7 +64,7 @@ def configure() -> None:
     _std.setLevel(logging.DEBUG)
     if not any(isinstance(h, _ConsoleWhenUnconfigured) for h in _std.handlers):
         handler = _ConsoleWhenUnconfigured(sys.stderr)
-        handler.setLevel(os.environ.get("STT_LOG_LEVEL", "INFO").upper())
+        handler.setLevel(LogSettings().level.upper())
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         _std.addHandler(handler)
 

@@ -38,7 +38,7 @@ def timed_step(store: JobStore, job_id: str, step: str, batch: int | None = None
 
 def scratch_dir(settings: Settings, job_id: str) -> Path:
     """The job's local scratch folder: inside the scratch root, whatever the id (PathOutsideRoot otherwise)."""
-    return storage.inside(settings.scratch_dir, settings.scratch_dir / check_job_id(job_id))
+    return storage.inside(settings.storage.scratch_dir, settings.storage.scratch_dir / check_job_id(job_id))
 
 
 @contextmanager
@@ -65,17 +65,17 @@ def check_params(params: dict, settings: Settings) -> dict:
     """Normalise and check trigger parameters; InvalidParameter/ModelNotFound on a bad value."""
     if params.get("job_id") is not None:
         check_job_id(params["job_id"])
-    language = (params.get("language") or "auto").strip().lower()
+    language = (params.get("language") or settings.whisper.default_language()).strip().lower()
     if language not in LANGUAGES:
         raise InvalidParameter(f"language {language!r} is not supported; choose one of {', '.join(LANGUAGES)}", code="UNSUPPORTED_LANGUAGE")
-    model = (params.get("model") or settings.default_model).strip()
+    model = (params.get("model") or settings.whisper.default_model).strip()
     whisper.whisper_language(model, language)
-    whisper.check_installation(settings.whisper_cli, settings.model_path(model))
+    whisper.check_installation(settings.whisper.cli, settings.whisper.model_path(model))
     formats = list(params.get("formats") or FORMATS)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise InvalidParameter(f"unknown output formats {unknown}; choose from {list(FORMATS)}", code="INVALID_FORMAT")
-    chunking = (params.get("chunking") or settings.chunking).strip().lower()
+    chunking = (params.get("chunking") or settings.chunking.method).strip().lower()
     if chunking not in audio.METHODS:
         raise InvalidParameter(f"chunking {chunking!r} is not supported; choose one of {', '.join(audio.METHODS)}", code="INVALID_CHUNKING")
     return {"language": language, "model": model, "formats": formats, "chunking": chunking}
@@ -84,7 +84,7 @@ def check_params(params: dict, settings: Settings) -> dict:
 def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: Settings, store: JobStore) -> dict:
     """Register the job, check parameters and the source object, probe its audio."""
     source = params.get("source") or ""
-    store.start(job_id, source=source, language=params.get("language") or "auto", model=params.get("model") or settings.default_model, dag_id=dag_id, run_id=run_id)
+    store.start(job_id, source=source, language=params.get("language") or settings.whisper.default_language(), model=params.get("model") or settings.whisper.default_model, dag_id=dag_id, run_id=run_id)
     with timed_step(store, job_id, "validate") as log:
         checked = check_params(params, settings)
         location = storage.locate(source, settings)
@@ -98,17 +98,17 @@ def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: S
             raise SourceNotFound(f"source object {location.uri} does not exist") from exc
         check_unchanged(location.uri, params.get("etag"), obj.etag)
         size = obj.size
-        if size > settings.max_file_bytes:
-            raise InvalidAudio(f"source is {size} bytes, over the limit of {settings.max_file_bytes}", code="FILE_TOO_LARGE")
+        if size > settings.limits.max_file_bytes:
+            raise InvalidAudio(f"source is {size} bytes, over the limit of {settings.limits.max_file_bytes}", code="FILE_TOO_LARGE")
         fetch_started = time.monotonic()
         local = fetch_source(location.uri, obj.etag, scratch_dir(settings, job_id) / f"source{location.extension}", settings)
         probe_started = time.monotonic()
         info = audio.probe(local)
         probe_done = time.monotonic()
-        if info.duration_s > settings.max_duration_s:
-            raise InvalidAudio(f"audio lasts {info.duration_s:.0f}s, over the limit of {settings.max_duration_s:.0f}s", code="DURATION_TOO_LONG")
-        if info.duration_s < settings.min_duration_s:
-            raise InvalidAudio(f"audio lasts {info.duration_s:.2f}s, under the minimum of {settings.min_duration_s:.2f}s: too short to hold speech", code="AUDIO_TOO_SHORT")
+        if info.duration_s > settings.limits.max_duration_s:
+            raise InvalidAudio(f"audio lasts {info.duration_s:.0f}s, over the limit of {settings.limits.max_duration_s:.0f}s", code="DURATION_TOO_LONG")
+        if info.duration_s < settings.limits.min_duration_s:
+            raise InvalidAudio(f"audio lasts {info.duration_s:.2f}s, under the minimum of {settings.limits.min_duration_s:.2f}s: too short to hold speech", code="AUDIO_TOO_SHORT")
         store.record_audio(job_id, size_bytes=size, audio=info.as_dict())
         log.info("source {} ok: {} bytes, {:.2f}s of {} audio, {} Hz, {} channel(s) (download {:.2f}s, probe {:.2f}s)", location.uri, size,
                  info.duration_s, info.codec, info.sample_rate, info.channels, probe_started - fetch_started, probe_done - probe_started)
@@ -125,7 +125,7 @@ def check_unchanged(uri: str, claimed: str | None, current: str) -> None:
 def fetch_source(uri: str, etag: str, dest: Path, settings: Settings) -> Path:
     """Download the source into scratch, within the size limit, and check it is still the content with `etag`."""
     try:
-        path = storage.download(uri, dest, settings, max_bytes=settings.max_file_bytes)
+        path = storage.download(uri, dest, settings, max_bytes=settings.limits.max_file_bytes)
         current = storage.object_info(uri, settings).etag
     except FileNotFoundError as exc:
         raise SourceNotFound(f"source object {uri} does not exist any more") from exc
@@ -159,13 +159,13 @@ def chunk_plan(decoded, method: str, settings: Settings, vad=None) -> audio.Plan
     return audio.plan_chunks(
         decoded,
         method,
-        target_s=settings.chunk_seconds,
-        min_s=settings.chunk_min_s,
-        max_s=settings.chunk_max_s,
-        overlap_s=settings.chunk_overlap_s,
-        min_silence_s=settings.silence_min_s,
-        below_speech_db=settings.silence_below_speech_db,
-        keep_silence_s=settings.silence_keep_s,
+        target_s=settings.chunking.seconds,
+        min_s=settings.chunking.min_s,
+        max_s=settings.chunking.max_s,
+        overlap_s=settings.chunking.overlap_s,
+        min_silence_s=settings.chunking.silence_min_s,
+        below_speech_db=settings.chunking.silence_below_speech_db,
+        keep_silence_s=settings.chunking.silence_keep_s,
         vad=vad,
     )
 
@@ -174,27 +174,27 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
     """Decode the source once to 16 kHz mono, plan the cuts on it (silence, VAD or fixed), cut the chunks
     from the same decoded audio and put them and the plan (with the silences found) in the work folder."""
     job_id = job["job_id"]
-    method = job.get("chunking") or settings.chunking
+    method = job.get("chunking") or settings.chunking.method
     if completed_by_this_run(job, store, "chunk"):
         return []
     with timed_step(store, job_id, "chunk") as log, scratch_removed(settings, job_id):
         location = storage.locate(job["source"], settings)
         work = scratch_dir(settings, job_id)
-        wav = audio.decode_to_wav(local_source(job, settings), work / "decoded.wav", settings.decode_timeout_s, max_s=settings.max_duration_s)
+        wav = audio.decode_to_wav(local_source(job, settings), work / "decoded.wav", settings.limits.decode_timeout_s, max_s=settings.limits.max_duration_s)
         decoded = audio.Recording.open(wav)
-        if decoded.duration_s > settings.max_duration_s:
-            raise InvalidAudio(f"the audio decodes to more than the limit of {settings.max_duration_s:.0f}s (its header said "
+        if decoded.duration_s > settings.limits.max_duration_s:
+            raise InvalidAudio(f"the audio decodes to more than the limit of {settings.limits.max_duration_s:.0f}s (its header said "
                                f"{job['duration_s']:.0f}s)", code="DURATION_TOO_LONG")
         check_complete_decode(job, decoded.duration_s)
 
         def vad() -> list[tuple[float, float]]:
             return whisper.vad_speech(
                 wav,
-                cli=settings.whisper_cli,
-                model_path=settings.model_path(job["model"]),
-                vad_model_path=settings.model_path(settings.vad_model),
-                threads=settings.whisper_threads,
-                timeout_s=settings.whisper_timeout(decoded.duration_s / 10),
+                cli=settings.whisper.cli,
+                model_path=settings.whisper.model_path(job["model"]),
+                vad_model_path=settings.whisper.model_path(settings.chunking.vad_model),
+                threads=settings.whisper.threads,
+                timeout_s=settings.whisper.timeout(decoded.duration_s / 10),
             )
 
         plan = chunk_plan(decoded, method, settings, vad)
@@ -204,7 +204,7 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
             uri = storage.upload(path, location.work_uri(settings, job_id, "chunks", path.name), settings)
             refs.append({**planned.as_dict(), "duration_s": planned.duration_s, "uri": uri})
         storage.write_text(location.work_uri(settings, job_id, "plan.json"), json.dumps(plan.as_dict()), settings)
-        grouped = batches.plan_batches(refs, lanes=settings.lanes(), max_s=settings.batch_max_s, min_s=settings.batch_min_s)
+        grouped = batches.plan_batches(refs, lanes=settings.whisper.lanes(), max_s=settings.chunking.batch_max_s, min_s=settings.chunking.batch_min_s)
         store.set_chunks(job_id, [p.as_dict() for p in plan.chunks], batches=[[c["index"] for c in b] for b in grouped], removed=plan.removed())
         cuts = ", ".join(f"{c.end_s:.2f}s {c.cut}" for c in plan.chunks[:-1]) or "none"
         log.info("{:.2f}s of audio, {} chunking: {} silence(s), {} chunk(s) (cuts: {}), {} silent; {} transcription batch(es) of {} chunk(s)",
@@ -259,9 +259,9 @@ def decide_language(job: dict, plan: audio.Plan, files: list[Path], *, settings:
     path_of = {c.index: path for c, path in zip(plan.chunks, files)}
     started = time.monotonic()
     try:
-        found = whisper.detect_languages([path_of[c.index] for c in windows], cli=settings.whisper_cli, model_path=settings.model_path(job["model"]),
-                                         threads=settings.whisper_threads, timeout_s=settings.whisper_timeout(sum(c.duration_s for c in windows)),
-                                         nice=settings.whisper_nice)
+        found = whisper.detect_languages([path_of[c.index] for c in windows], cli=settings.whisper.cli, model_path=settings.whisper.model_path(job["model"]),
+                                         threads=settings.whisper.threads, timeout_s=settings.whisper.timeout(sum(c.duration_s for c in windows)),
+                                         nice=settings.whisper.nice)
     except (WhisperFailed, WhisperTimeout) as exc:
         log.warning("language detection failed; each chunk detects its own language: {}", exc)
         store.set_language_detected(job["job_id"], {"language": None, "error": str(exc)})
@@ -336,14 +336,14 @@ def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, a
                 for chunk_language, group in by_language.items():
                     runs.append(whisper.transcribe_many(
                         [wavs[ref["index"]] for ref in group],
-                        cli=settings.whisper_cli,
-                        model_path=settings.model_path(job["model"]),
+                        cli=settings.whisper.cli,
+                        model_path=settings.whisper.model_path(job["model"]),
                         language=chunk_language,
-                        threads=settings.whisper_threads,
-                        timeout_s=settings.whisper_timeout(sum(ref["duration_s"] for ref in group)),
-                        extra_args=whisper.decode_args(job["model"], settings.word_timing),
+                        threads=settings.whisper.threads,
+                        timeout_s=settings.whisper.timeout(sum(ref["duration_s"] for ref in group)),
+                        extra_args=whisper.decode_args(job["model"], settings.whisper.word_timing),
                         on_result=lambda i, run, group=group: done(group[i], run),
-                        nice=settings.whisper_nice,
+                        nice=settings.whisper.nice,
                     ))
             except WhisperCrash as exc:
                 ref = group[exc.index]
@@ -358,7 +358,7 @@ def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, a
             store.batch_finished(job_id, number, whisper_s=stats.seconds, whisper_cpu_s=stats.cpu_s, speech_s=speech_s, chunks=len(audible),
                                  whisper_rss_mb=stats.peak_rss_mb, task_rss_mb=task_rss_mb, task_uss_mb=unique_memory_mb(), worker=worker, attempt=attempt)
             log.info("batch {}: {} chunk(s), {:.1f}s of speech in {:.2f}s of whisper ({:.1f}x real time, {} thread(s)); peak memory: whisper {:.0f} MB, task {:.0f} MB",
-                     number, len(audible), speech_s, stats.seconds, speech_s / max(stats.seconds, 1e-6), settings.whisper_threads, stats.peak_rss_mb, task_rss_mb)
+                     number, len(audible), speech_s, stats.seconds, speech_s / max(stats.seconds, 1e-6), settings.whisper.threads, stats.peak_rss_mb, task_rss_mb)
     return {"batch": number, "results": [{"index": index, "result_uri": uri} for index, uri in results.items()]}
 
 

@@ -46,19 +46,19 @@ class SourceLocation:
 
     def output_uri(self, settings: Settings, ext: str) -> str:
         rel = self.relative
-        inbox = settings.inbox_prefix + "/"
-        if settings.inbox_prefix and rel.startswith(inbox):
+        inbox = settings.storage.inbox_prefix + "/"
+        if settings.storage.inbox_prefix and rel.startswith(inbox):
             rel = rel[len(inbox) :]
-        return f"{self.root}/{settings.output_prefix}/{rel}.{ext}"
+        return f"{self.root}/{settings.storage.output_prefix}/{rel}.{ext}"
 
     def work_uri(self, settings: Settings, job_id: str, *parts: str) -> str:
         """A URI inside the job's work folder (the job id is checked: it is data, never a path)."""
-        return "/".join([self.root, settings.work_prefix, check_job_id(job_id), *parts])
+        return "/".join([self.root, settings.storage.work_prefix, check_job_id(job_id), *parts])
 
     def in_pipeline_area(self, settings: Settings) -> bool:
         """Whether the object is one of the pipeline's own (under the work or output prefix of its root)."""
         first = self.relative.split("/", 1)[0]
-        return first in {settings.work_prefix, settings.output_prefix} - {""}
+        return first in {settings.storage.work_prefix, settings.storage.output_prefix} - {""}
 
 
 def _check_relative(rel: str, uri: str) -> str:
@@ -80,13 +80,13 @@ def inside(root: Path, path: Path) -> Path:
 
 def local_roots(settings: Settings) -> list[Path]:
     """The folders `file://` sources may resolve into: STT_LOCAL_ROOT and the file:// prefixes of STT_ALLOWED_SOURCES."""
-    roots = [settings.local_root] if settings.local_root else []
-    roots += [Path(p.removeprefix("file://")).resolve() for p in settings.allowed_sources if p.startswith("file:///")]
+    roots = [settings.storage.local_root] if settings.storage.local_root else []
+    roots += [Path(p.removeprefix("file://")).resolve() for p in settings.storage.allowed_sources if p.startswith("file:///")]
     return roots
 
 
 def _check_allowed(uri: str, settings: Settings) -> None:
-    if settings.allowed_sources and not any(uri.startswith(p if p.endswith("/") else p + "/") for p in settings.allowed_sources):
+    if settings.storage.allowed_sources and not any(uri.startswith(p if p.endswith("/") else p + "/") for p in settings.storage.allowed_sources):
         raise SourceOutsideRoot(f"source {uri!r} is not under an allowed prefix (STT_ALLOWED_SOURCES)")
 
 
@@ -128,11 +128,11 @@ def locate(uri: str, settings: Settings) -> SourceLocation:
 
 
 def object_path(uri: str, settings: Settings):
-    """An ObjectStoragePath for a URI; S3 goes through the Airflow connection `settings.s3_conn_id`."""
+    """An ObjectStoragePath for a URI; S3 goes through the Airflow connection `settings.storage.s3_conn_id`."""
     from airflow.sdk import ObjectStoragePath
 
     if uri.startswith("s3://"):
-        return ObjectStoragePath(uri, conn_id=settings.s3_conn_id)
+        return ObjectStoragePath(uri, conn_id=settings.storage.s3_conn_id)
     return ObjectStoragePath(uri)
 
 
