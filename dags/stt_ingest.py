@@ -10,7 +10,8 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from stt.airflow_glue import default_args, start_transcriptions
+from stt.callbacks import default_args
+from stt.triggers import start_transcriptions
 from stt.config import Settings
 
 SCHEDULE = Settings.from_env().ingest.cron()

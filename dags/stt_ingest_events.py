@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, AssetWatcher, dag, task
 
-from stt.airflow_glue import default_args, start_transcriptions
+from stt.callbacks import default_args
+from stt.triggers import start_transcriptions
 from stt.config import Settings
 
 SETTINGS = Settings.from_env()

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from stt.airflow_glue import default_args
+from stt.callbacks import default_args
 from stt.config import Settings
 
 SCHEDULE = Settings.from_env().reconcile.cron()

@@ -9,7 +9,9 @@ from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
-from stt.airflow_glue import default_args, job_id_from_context, run_step, transcribe_params, worker_id
+from stt.callbacks import default_args
+from stt.dag_params import transcribe_params
+from stt.task_runtime import job_id_from_context, run_step, worker_id
 from stt.config import Settings
 
 SETTINGS = Settings.from_env()

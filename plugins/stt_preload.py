@@ -20,7 +20,7 @@ class PreloadListener:
         from airflow.configuration import conf
         from airflow.jobs.job import Job  # on_starting also fires in task processes (their component is no Job)
 
-        from stt.airflow_glue import preload_before_forking, runs_task_processes
+        from stt.preload import preload_before_forking, runs_task_processes
 
         if isinstance(component, Job) and runs_task_processes(sys.argv, conf.get("core", "executor", fallback="")):
             preload_before_forking("scheduler")

@@ -124,7 +124,7 @@ def test_a_path_as_job_id_is_refused_by_the_trigger_schema_and_nothing_is_delete
 def test_a_path_as_job_id_is_refused_again_in_the_validate_step(store, settings, root, jobs):
     """A caller that skips the schema (an older DAG version, a direct call) still gets INVALID_JOB_ID."""
     from stt import pipeline
-    from stt.airflow_glue import job_id_for
+    from stt.task_runtime import job_id_for
     from stt.errors import InvalidJobId
 
     conf = {"source": f"file://{root}/inbox/a.wav", "job_id": "../../escape"}
@@ -441,7 +441,7 @@ def test_steps_of_a_completed_run_run_again_change_nothing(two_stems, root, jobs
 
 
 def test_a_late_failure_never_turns_a_completed_job_into_failed(two_stems, jobs, store):
-    from stt.airflow_glue import record_run_failure
+    from stt.callbacks import record_run_failure
 
     doc = jobs.find_one({"_id": "hostile-stem-mp3"})
     assert store.fail("hostile-stem-mp3", code="LATE", message="a late callback", step="publish", run_id=doc["run_id"]) is False
@@ -493,7 +493,7 @@ def reconcile_dag(airflow_db):
 
 def test_mongo_down_while_the_failure_callback_fires_then_the_reconciler_settles_the_job(
         run_transcribe, reconcile_dag, root, jobs, mongo_server, monkeypatch):
-    from stt.airflow_glue import record_run_failure
+    from stt.callbacks import record_run_failure
     from stt.jobs import now
 
     dag_run = run_transcribe(source=f"file://{root}/inbox/never uploaded.wav", job_id="hostile-stuck")

@@ -137,7 +137,7 @@ def test_english_only_model_with_auto_fails_with_the_reason(run_transcribe, jobs
 
 
 def test_the_trigger_forms_defaults_agree(monkeypatch):
-    from stt.airflow_glue import transcribe_params
+    from stt.dag_params import transcribe_params
     from stt.config import Settings
     from stt.whisper import is_english_only
 

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from stt.airflow_glue import job_id_for, runs_task_processes
+from stt.preload import runs_task_processes
+from stt.task_runtime import job_id_for
 from stt.airflow_settings import sqlite_lock_timeout
 from stt.errors import InvalidAudio, InvalidParameter, SourceNotFound, WhisperFailed, error_code
 from stt.log import mask_secrets
@@ -123,7 +124,7 @@ def test_preload_imports_what_tasks_need():
     filesystems, the task decorators the DAG file is parsed with and the providers' asset handlers are loaded."""
     wanted = ("stt.pipeline", "stt.jobs", "pymongo", "numpy", "pydub", "airflow.providers.amazon.aws.fs.s3",
               "airflow.sdk.definitions.decorators", "airflow.providers.standard.operators.python", "airflow.providers.mongo.assets.mongo")
-    code = ("import sys; from stt.airflow_glue import preload_task_modules; preload_task_modules(); "
+    code = ("import sys; from stt.preload import preload_task_modules; preload_task_modules(); "
             f"print([m for m in {wanted!r} if m not in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -12,6 +12,6 @@ CELERY_CONFIG = dict(DEFAULT_CELERY_CONFIG)
 
 @worker_init.connect
 def preload_in_worker(**_) -> None:
-    from stt.airflow_glue import preload_before_forking
+    from stt.preload import preload_before_forking
 
     preload_before_forking("Celery worker")

@@ -57,15 +57,15 @@ class CliConfig:
     @classmethod
     def load(cls) -> "CliConfig":
         """CliSettings, with what is not set there taken from the local stack when one was started."""
-        from stt import devstack
+        from stt import stack_state
 
         cli = CliSettings()
         settings = Settings.from_env()
-        stack = devstack.load_state()
+        stack = stack_state.load_state()
         password = cli.airflow_password
         if not password and stack:
             try:
-                password = devstack.admin_password()
+                password = stack_state.admin_password()
             except (OSError, KeyError, ValueError):
                 password = ""
         mongo_port = stack.get("mongo_port", 27017)

@@ -24,8 +24,9 @@ import time
 import traceback
 from pathlib import Path
 
-from stt.config import REPO_ROOT, Settings, StackSettings
+from stt.config import REPO_ROOT, Settings
 from stt.localstack import AirflowStandalone, MongoServer, free_port, mongo_conn_uri
+from stt.stack_state import admin_password, airflow_home, error_log, load_state, save_state, stack_home, state_file
 
 SAMPLE = REPO_ROOT / "whisper" / "samples" / "jfk.wav"
 WHISPER_POOL = "whisper"
@@ -36,39 +37,6 @@ HEALTH_GRACE_S = 30.0  # how long a running but unhealthy Airflow gets before `u
 
 class StackError(Exception):
     """A problem `up` cannot solve by itself; the message says what is wrong and how to fix it."""
-
-
-def stack_home() -> Path:
-    return StackSettings().home.resolve()
-
-
-def state_file() -> Path:
-    return stack_home() / "stack.json"
-
-
-def error_log() -> Path:
-    return stack_home() / "devstack-errors.log"
-
-
-def load_state() -> dict:
-    try:
-        return json.loads(state_file().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def save_state(state: dict) -> None:
-    state_file().parent.mkdir(parents=True, exist_ok=True)
-    state_file().write_text(json.dumps(state, indent=2))
-
-
-def airflow_home() -> Path:
-    return Path(os.environ.get("AIRFLOW_HOME") or stack_home() / "airflow").resolve()
-
-
-def admin_password() -> str:
-    generated = airflow_home() / "simple_auth_manager_passwords.json.generated"
-    return json.loads(generated.read_text())["admin"]
 
 
 def say(message: str) -> None:

@@ -10,7 +10,7 @@ is refilled at once instead of waiting behind the validate and chunk steps of ev
 
 from __future__ import annotations
 
-from stt.airflow_glue import PRIORITY_WEIGHTS
+from stt.dag_params import PRIORITY_WEIGHTS
 
 PRIORITISED_DAGS = ("stt_transcribe",)
 STEP_WEIGHTS = {"transcribe": 4, "merge": 3, "publish": 3, "chunk": 2, "validate": 1}
