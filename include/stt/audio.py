@@ -306,70 +306,109 @@ FLOOR_MARGIN_DB = (6.0, 12.0)  # silence lies at least the first and at most the
 
 
 def local_percentiles(levels, percentiles: tuple[float, ...], window_s: float = LOCAL_WINDOW_S, step_s: float = LOCAL_STEP_S):
-    """For each frame, the given percentiles of the levels within `window_s` on each side (one row each),
-    measured every `step_s` and interpolated; a recording shorter than the window gets its own percentiles."""
+    """Every `step_s`, the given percentiles of the levels within `window_s` on each side (one row each, float32;
+    each value holds for the `step_s` of frames it starts); a recording shorter than the window gets its own."""
+    import numpy as np
+
+    levels = np.asarray(levels, dtype=np.float32)
+    half, step = int(window_s / FRAME_S), max(1, int(step_s / FRAME_S))
+    centres = range(0, len(levels), step)
+    values = np.empty((len(percentiles), len(centres)), dtype=np.float32)
+    for i, centre in enumerate(centres):
+        lo = max(0, min(centre - half, len(levels) - 2 * half))
+        values[:, i] = np.percentile(levels[lo : lo + 2 * half], percentiles)
+    return values
+
+
+FLOOR_BLOCK_S = 0.3  # the noise floor is measured on the power of blocks this long (10 ms frames of noise scatter)...
+FRAME_SCATTER_DB = 10.0  # ...and is never more than this over the 10th percentile of the 10 ms frames
+
+
+def noise_floor(levels) -> float:
+    """The recording's noise floor (dB): the 10th percentile of its level over FLOOR_BLOCK_S blocks (10 ms frames
+    of room tone or hiss scatter by ±10 dB; 0.3 s of it is steady), but at most FRAME_SCATTER_DB over the 10th
+    percentile of its 10 ms frames (in speech without pauses, the quietest blocks are still speech)."""
     import numpy as np
 
     levels = np.asarray(levels, dtype=np.float32)
     if not len(levels):
-        return np.full((len(percentiles), 0), -100.0, dtype=np.float32)
-    half, step = int(window_s / FRAME_S), max(1, int(step_s / FRAME_S))
-    centres = np.arange(0, len(levels), step)
-    if len(levels) <= 2 * half:
-        values = np.percentile(levels, percentiles)[:, None].repeat(len(centres), axis=1)
-    else:
-        values = np.empty((len(percentiles), len(centres)), dtype=np.float32)
-        for i, centre in enumerate(centres):
-            lo = min(max(0, centre - half), len(levels) - 2 * half)
-            values[:, i] = np.percentile(levels[lo : lo + 2 * half], percentiles)
-    frames = np.arange(len(levels))
-    return np.stack([np.interp(frames, centres, row).astype(np.float32) for row in values])
+        return -100.0
+    size = max(1, int(round(FLOOR_BLOCK_S / FRAME_S)))
+    usable = max(size, len(levels) - len(levels) % size) if len(levels) >= size else len(levels)
+    blocks = []
+    for at in range(0, usable, 10_000 * size):  # block by block: no copy of the whole recording's levels
+        part = levels[at : min(at + 10_000 * size, usable)]
+        power = (10.0 ** (part.reshape(-1, min(size, len(part))) / 10.0)).mean(axis=1)
+        blocks.append(10.0 * np.log10(np.maximum(power, 1e-10)))
+    frames = float(np.percentile(levels[:: max(1, len(levels) // 200_000)], 10))
+    return min(float(np.percentile(np.concatenate(blocks), 10)), frames + FRAME_SCATTER_DB)
 
 
 def silence_threshold(levels, below_speech_db: float):
     """The level under which each frame counts as silence: `below_speech_db` under the local speech level
     (95th percentile of the frames within LOCAL_WINDOW_S), but between 6 and 12 dB over the recording's noise
-    floor (10th percentile of all frames). Silence means no speech, not quieter speech: a far or quiet talker
-    next to a loud one, a level that steps down, a fade, all stay well over the noise floor and are kept; a
-    recording with no dynamics (steady noise, room tone) has next to no silence by this measure, and the
-    silent-chunk check decides instead. Returns one threshold per frame (dB)."""
+    floor (`noise_floor`). Silence means no speech, not quieter speech: a far or quiet talker next to a loud
+    one, a level that steps down, a fade, all stay well over the noise floor and are kept; a recording with no
+    dynamics (steady noise, room tone) has next to no silence by this measure, and the silent-chunk check
+    decides instead. Returns one threshold (dB, float32) per LOCAL_STEP_S, holding for its frames."""
     import numpy as np
 
     if not len(levels):
         return np.zeros(0, dtype=np.float32)
-    floor = float(np.percentile(levels, 10))
-    (speech,) = local_percentiles(levels, (95,))
+    floor = noise_floor(levels)
+    (threshold,) = local_percentiles(levels, (95,))
     low, high = FLOOR_MARGIN_DB
-    return np.maximum(floor + low, np.minimum(speech - below_speech_db, floor + high))
+    threshold -= below_speech_db
+    np.minimum(threshold, floor + high, out=threshold)
+    np.maximum(threshold, floor + low, out=threshold)
+    return threshold
 
 
-BLIP_DB = 10.0  # a stretch above the threshold peaking less than this over it is room tone, not speech...
+BLIP_DB = 6.0  # a stretch above the threshold peaking less than this over it is room tone, not speech...
 BLIP_S = 1.0  # ...when it lasts under this
 
 
 def detect_silences(levels, threshold_db, min_silence_s: float, bridge_s: float = 0.05) -> list[tuple[float, float]]:
-    """Runs of frames under the threshold (one for all frames, or one per frame) lasting at least `min_silence_s`, as (start_s, end_s). What rises
-    above it only briefly does not break a silence: a click (under `bridge_s`), or a swell of room tone
-    or hum (under BLIP_S and never BLIP_DB over the threshold; speech peaks far higher)."""
+    """Runs of frames under the threshold lasting at least `min_silence_s`, as (start_s, end_s). The threshold is
+    one level for all frames, or one per LOCAL_STEP_S (`silence_threshold`). What rises above it only briefly
+    does not break a silence: a click (under `bridge_s`), or a swell of room tone or hum (under BLIP_S and
+    never BLIP_DB over the threshold; speech peaks far higher). Works on arrays throughout, without a copy
+    of the levels: room tone can rise over the threshold a hundred thousand times in a long recording."""
     import numpy as np
 
-    levels = np.asarray(levels)
-    threshold = np.broadcast_to(np.asarray(threshold_db, dtype=np.float32), levels.shape)
-    quiet = levels < threshold
-    bridge, blip = int(round(bridge_s / FRAME_S)), int(round(BLIP_S / FRAME_S))
-    for s, e in _runs(~quiet):
-        if s > 0 and e < len(quiet) and (e - s < bridge or (e - s < blip and (levels[s:e] - threshold[s:e]).max() < BLIP_DB)):
+    levels = np.asarray(levels, dtype=np.float32)
+    if not len(levels):
+        return []
+    coarse = np.atleast_1d(np.asarray(threshold_db, dtype=np.float32))
+    step = max(1, int(round(LOCAL_STEP_S / FRAME_S))) if len(coarse) > 1 else max(1, len(levels))
+    quiet = np.empty(len(levels), dtype=bool)
+    whole = len(levels) // step * step
+    np.less(levels[:whole].reshape(-1, step), coarse[: whole // step, None], out=quiet[:whole].reshape(-1, step))
+    np.less(levels[whole:], coarse[min(whole // step, len(coarse) - 1)], out=quiet[whole:])
+    starts, ends = _runs(quiet, of=False)
+    if len(starts):
+        bounds = np.empty(2 * len(starts), dtype=np.int64)
+        bounds[0::2], bounds[1::2] = starts, np.minimum(ends, len(levels) - 1)
+        # how far each run rises over the threshold where it starts; a run ending the recording is never bridged
+        peaks = np.maximum.reduceat(levels, bounds)[0::2] - coarse[np.minimum(starts // step, len(coarse) - 1)]
+        del bounds
+        lengths = ends - starts
+        bridge, blip = int(round(bridge_s / FRAME_S)), int(round(BLIP_S / FRAME_S))
+        brief = (starts > 0) & (ends < len(quiet)) & ((lengths < bridge) | ((lengths < blip) & (peaks < BLIP_DB)))
+        for s, e in zip(starts[brief], ends[brief]):  # one pair at a time: no list of a hundred thousand pairs
             quiet[s:e] = True
-    min_frames = max(1, int(round(min_silence_s / FRAME_S)))
-    return [(round(s * FRAME_S, 3), round(e * FRAME_S, 3)) for s, e in _runs(quiet) if e - s >= min_frames]
+    starts, ends = _runs(quiet)
+    long_enough = ends - starts >= max(1, int(round(min_silence_s / FRAME_S)))
+    return [(round(s * FRAME_S, 3), round(e * FRAME_S, 3)) for s, e in zip(starts[long_enough].tolist(), ends[long_enough].tolist())]
 
 
-def _runs(mask) -> list[tuple[int, int]]:
-    """[start, end) frame indexes of the runs of True."""
+def _runs(mask, of: bool = True):
+    """[start, end) frame indexes of the runs of `of` in a boolean mask, as two arrays (no copy of the mask)."""
     import numpy as np
 
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
-    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+    outside = np.int8(not of)
+    edges = np.flatnonzero(np.diff(np.asarray(mask).view(np.int8), prepend=outside, append=outside))
+    return edges[0::2], edges[1::2]
 
 
 def speech_to_silences(speech: list[tuple[float, float]], duration_s: float, min_silence_s: float) -> list[tuple[float, float]]:
@@ -541,8 +580,7 @@ def mark_silent(plans: list[ChunkPlan], levels, silences: list[tuple[float, floa
     import numpy as np
 
     frames = np.asarray(levels)
-    floor = float(np.percentile(frames, 10)) if len(frames) else -100.0
-    audible = min(SILENT_PEAK_DB, floor + SILENT_OVER_FLOOR_DB)
+    audible = min(SILENT_PEAK_DB, noise_floor(frames) + SILENT_OVER_FLOOR_DB)
     out = []
     for plan in plans:
         inside = [frames[int(s / FRAME_S) : int(np.ceil(e / FRAME_S))] for s, e in plan.spans]
@@ -621,13 +659,16 @@ def plan_chunks(
         raise ValueError(f"unknown chunking method {method!r}; choose one of {', '.join(METHODS)}")
     levels = frame_levels(audio)
     duration = round(recording(audio).samples / SAMPLE_RATE, 3)
-    threshold = silence_threshold(levels, below_speech_db)
+    median = None
     if method == "vad":
         if vad is None:
             raise ValueError("vad chunking needs a speech detector")
         silences = speech_to_silences(vad(), duration, min_silence_s)
     else:
+        threshold = silence_threshold(levels, below_speech_db)
+        median = float(np.median(threshold)) if len(levels) else None
         silences = detect_silences(levels, threshold, min_silence_s)
+        del threshold
     if method == "fixed":
         chunks = plan_fixed_chunks(duration, target_s, overlap_s)
     else:
@@ -639,8 +680,7 @@ def plan_chunks(
         for c in virtual:
             pieces = timeline.pieces(c.start_s, c.end_s)
             chunks.append(replace(c, start_s=pieces[0][0], end_s=pieces[-1][1], pieces=pieces if len(pieces) > 1 else ()))
-    median = float(np.median(threshold)) if len(levels) else None
-    return Plan(method, duration, None if method == "vad" else median, silences, mark_silent(chunks, levels, silences))
+    return Plan(method, duration, median, silences, mark_silent(chunks, levels, silences))
 
 
 def cut_chunks(wav, plans: list[ChunkPlan], out_dir: Path) -> list[Path]:
