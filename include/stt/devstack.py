@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import json
 import os
 import socket
 import sys
@@ -24,9 +23,9 @@ import time
 import traceback
 from pathlib import Path
 
-from stt.config import REPO_ROOT, Settings
+from stt.config import REPO_ROOT, Settings, StackSettings
 from stt.localstack import AirflowStandalone, MongoServer, free_port, mongo_conn_uri
-from stt.stack_state import admin_password, airflow_home, error_log, load_state, save_state, stack_home, state_file
+from stt.stack_state import admin_password, airflow_home, error_log, load_state, save_state, stack_home
 
 SAMPLE = REPO_ROOT / "whisper" / "samples" / "jfk.wav"
 WHISPER_POOL = "whisper"

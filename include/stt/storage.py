@@ -13,7 +13,6 @@ must lie under one of its prefixes. Folders the pipeline creates or deletes must
 
 from __future__ import annotations
 
-import posixpath
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
