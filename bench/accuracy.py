@@ -238,7 +238,7 @@ def reference_words_removed(entry: dict, removed: list[tuple[float, float]]) -> 
     speech = entry["speech"]
     if entry.get("utterances"):
         counts = [len(normalise(u).split()) for u in entry["utterances"]]
-    else:  # one text for all utterances: its words shared out by utterance length
+    else:  # one text for all utterances: its words divided by utterance length
         total, lengths = len(normalise(entry["reference"]).split()), [e - s for s, e in speech]
         counts = [round(total * length / max(sum(lengths), 1e-9)) for length in lengths]
     lost = 0
