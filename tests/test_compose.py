@@ -187,7 +187,7 @@ def test_secret_check_refuses_a_weak_value(shell, value, message):
 
 
 @pytest.mark.parametrize("shell", ["bash", "sh"])
-def test_secret_check_refuses_a_secret_shared_by_two_accounts(shell):
+def test_secret_check_refuses_one_secret_for_two_accounts(shell):
     values = real_secrets()
     values["STT_S3_SECRET_KEY"] = values["MINIO_ROOT_PASSWORD"]
     result = check_secrets(shell, SECRET_NAMES, values)

@@ -24,9 +24,9 @@ def merged_words(merged):
     return [w["text"] for s in merged["segments"] for w in s.get("words", [])]
 
 
-def test_overlap_keeps_one_copy_of_the_shared_words():
+def test_overlap_keeps_one_copy_of_the_words_both_chunks_hold():
     """Chunk 0 = [0, 5.2) and chunk 1 = [3.2, 9) share 2 s; word i is said at 0.4·i s. Both chunks hear the
-    words of the shared span; the edges are garbled (a word cut in half) as whisper does."""
+    words of the overlapping span; the edges are garbled (a word cut in half) as whisper does."""
     left = words(SENTENCE[:13], 0.0)
     left[-1] = {**left[-1], "text": "ca"}  # "can" cut at the chunk's end
     right_words = words(SENTENCE[8:], 3.2 - 3.2)  # chunk 1 starts at 3.2 s = word 8
