@@ -95,11 +95,20 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def listen_on(port: int) -> socket.socket:
-    """Another program on `port`."""
+def listen_on(port: int, timeout_s: float = 30.0) -> socket.socket:
+    """Another program on `port`, as soon as the port is free (a server killed a moment ago may still hold it
+    while the kernel tears it down)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: the port may have connections in TIME_WAIT
-    sock.bind(("127.0.0.1", port))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            sock.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
     sock.listen()
     return sock
 
