@@ -139,14 +139,6 @@ def exists(uri: str, settings: Settings) -> bool:
     return object_path(uri, settings).exists()
 
 
-def stat_size(uri: str, settings: Settings) -> int:
-    """Size in bytes; FileNotFoundError when the object does not exist."""
-    path = object_path(uri, settings)
-    if not path.exists():
-        raise FileNotFoundError(uri)
-    return path.size()
-
-
 def download(uri: str, dest: Path, settings: Settings, *, max_bytes: int | None = None) -> Path:
     """Copy an object to a local file, atomically (a partial download never looks complete and never
     outlives the call); FileTooLarge as soon as more than `max_bytes` arrive."""
