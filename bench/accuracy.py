@@ -106,7 +106,7 @@ def run_pipeline(path: Path, *, language: str, model: str, method: str, root: Pa
     merged = pipeline.merge(job, results, settings=settings, store=store)
     seconds = time.monotonic() - started
     transcript = json.loads(Path(merged["transcript_uri"].removeprefix("file://")).read_text())
-    pipeline.cleanup(job, settings)
+    pipeline.cleanup(job["job_id"], job["source"], settings)
     return transcript, seconds
 
 

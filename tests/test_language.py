@@ -44,7 +44,7 @@ def run_steps(path, *, language, store, settings, job_id):
     results = [pipeline.transcribe(job, batch, settings=settings, store=store) for batch in planned]
     chunk_results = {r["index"]: read_json(r["result_uri"]) for batch in results for r in batch["results"]}
     transcript = read_json(pipeline.merge(job, results, settings=settings, store=store)["transcript_uri"])
-    pipeline.cleanup(job, settings)
+    pipeline.cleanup(job["job_id"], job["source"], settings)
     return planned, chunk_results, transcript
 
 

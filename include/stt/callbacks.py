@@ -43,10 +43,10 @@ def on_task_failure(context) -> None:
 
 def remove_work_files(job_id: str, dag_run, settings: Settings) -> None:
     """The job failed for good: remove its work folder and this machine's scratch; never raises."""
-    from stt.pipeline import cleanup_failed
+    from stt.pipeline import cleanup
 
     try:
-        cleanup_failed(job_id, (dag_run.conf or {}).get("source"), settings)
+        cleanup(job_id, (dag_run.conf or {}).get("source"), settings)
     except Exception:
         logger.bind(job_id=job_id).exception("could not remove the work files of run {}", dag_run.run_id)
 

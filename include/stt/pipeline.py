@@ -432,24 +432,17 @@ def publish(job: dict, merged: dict, *, settings: Settings, store: JobStore) -> 
         outputs = {fmt: storage.write_text(location.output_uri(settings, fmt), render(transcript, fmt), settings) for fmt in job["formats"]}
         log.info("published {}", ", ".join(outputs.values()))
     store.complete(job_id, outputs=outputs, language=transcript["language"], segments=len(transcript["segments"]), text_chars=len(transcript["text"]))
-    cleanup(job, settings)
+    cleanup(job_id, job["source"], settings)
     return outputs
 
 
-def cleanup(job: dict, settings: Settings) -> None:
-    """Remove the job's work folder in storage and its local scratch."""
-    location = storage.locate(job["source"], settings)
-    storage.delete_tree(location.work_uri(settings, job["job_id"]), settings)
-    shutil.rmtree(scratch_dir(settings, job["job_id"]), ignore_errors=True)
-
-
-def cleanup_failed(job_id: str, source: str | None, settings: Settings) -> None:
-    """After a job failed for good: its work folder and this machine's scratch go; a source that cannot be
-    located (the reason it failed, perhaps) has no work folder."""
+def cleanup(job_id: str, source: str | None, settings: Settings) -> None:
+    """Remove the job's work folder in storage and this machine's scratch (once it is COMPLETED, or has failed for
+    good); a source that cannot be located (the reason it failed, perhaps) has no work folder."""
     shutil.rmtree(scratch_dir(settings, job_id), ignore_errors=True)
     try:
         location = storage.locate(source or "", settings)
     except InvalidSource:
         return
     storage.delete_tree(location.work_uri(settings, job_id), settings)
-    logger.bind(job_id=job_id).info("removed the work folder and scratch of the failed job")
+    logger.bind(job_id=job_id).info("removed the work folder and scratch of the job")

@@ -40,7 +40,7 @@ def settle_stuck_jobs(store: JobStore, settings: Settings, run_state: Callable[[
             code, message = "RUN_ENDED_UNFINISHED", f"run {run_id} ended ({state}) without finishing the job"
         if store.fail(job_id, code=code, message=message, step="reconcile", run_id=run_id):
             settled[job_id] = code
-            pipeline.cleanup_failed(job_id, doc.get("source"), settings)
+            pipeline.cleanup(job_id, doc.get("source"), settings)
     logger.info("reconciler: {} job(s) settled {}", len(settled), settled or "")
     return settled
 
