@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Provision whisper.cpp (whisper-cli, whisper-quantize) and ggml models for the
-# speech-to-text pipeline.  Idempotent: everything is built/downloaded once into
-# a per-user cache and verified by sha256; later runs only re-link.
+# Provision whisper.cpp (whisper-cli, whisper-quantize) and ggml models, with their
+# q8_0 and q5_1 quantizations, for the speech-to-text pipeline.  Idempotent:
+# everything is built/downloaded once into a per-user cache and verified by
+# sha256; later runs only re-link.
 #
-#   bash whisper/provision.sh [--models "tiny.en base"] [--quantize q5_1]
+#   bash whisper/provision.sh [--models "tiny.en base"] [--quantize q4_k] [--no-quantize]
 #
 # Environment:
 #   STT_CACHE_DIR   cache root                  (default: ~/.cache/stt-pipeline)
@@ -14,6 +15,7 @@
 #   STT_CMAKE_ARGS  extra cmake arguments for the build (e.g. -DGGML_NATIVE=OFF)
 #   STT_DOWNLOAD_TIMEOUT  max seconds for one model download (default: 600)
 #   STT_MODEL_BASE_URL    mirror of the official ggml files (default: Hugging Face)
+#   STT_QUANTIZE=0  do not write the default quantizations (as --no-quantize)
 set -euo pipefail
 
 # --------------------------------------------------------------------------
@@ -52,6 +54,19 @@ declare -A CONVERTED_SHA256=(
   [base]=3c2d8fe9e2ff716cce60b0df59c9523dcd2e57e24424244b3d3464f41cfff062
 )
 QUANT_TYPES="q2_k q3_k q4_0 q4_1 q4_k q5_0 q5_1 q5_k q6_k q8_0"
+DEFAULT_QUANTIZE="q8_0 q5_1"
+# sha256 of whisper-quantize's output from the converted models above (CONVERTED_SHA256).
+# q8_0 and q5_1 use ggml's scalar reference quantizers (quantize_row_*_ref in
+# ggml-quants.c, part of ggml-base, which is compiled without -march flags), so
+# the bytes are the same on every x86-64 CPU; a mismatch there is an error.  Other
+# sources (the official files), types and architectures have no pin: their
+# checksum is recorded on the first run and verified by later ones.
+declare -A QUANTIZED_SHA256=(
+  [tiny.en-q8_0]=4a6910b83a6b60c4965e77e94f5d88064df8e09d42d297662c416c2f953057b8
+  [tiny.en-q5_1]=dcad978441157345e8247e72f0aaf10f3ee900011324edabf889d2e3f58b9cbe
+  [base-q8_0]=d24d64f2bc0b0f5ac362d31718d4f4e915095d293b416f03f77664077cf66fac
+  [base-q5_1]=47ec678091311f425fde7ab42639eda257cb29bd90aba2150de9db3e3fce7ff3
+)
 
 # --------------------------------------------------------------------------
 # Helpers
@@ -61,16 +76,19 @@ die() { log "ERROR: $*"; exit 1; }
 
 usage() {
   cat <<EOF
-usage: bash whisper/provision.sh [--models "tiny.en base"] [--quantize TYPE]...
+usage: bash whisper/provision.sh [--models "tiny.en base"] [--quantize TYPE]... [--no-quantize]
 
   --models LIST     space/comma separated model names (default: "$DEFAULT_MODELS";
                     available: ${!CT2_SOURCES[*]})
   --quantize TYPE   also write ggml-<model>-TYPE.bin with whisper-quantize
                     (TYPE: ${QUANT_TYPES// /, }); may be repeated
+  --no-quantize     skip the default quantizations (${DEFAULT_QUANTIZE// /, }) that
+                    are otherwise written for every model
   -h, --help        show this help
 
 Environment: STT_CACHE_DIR, PYTHON, WHISPER_CLI, WHISPER_QUANTIZE, STT_OFFLINE=1,
-STT_CMAKE_ARGS, STT_DOWNLOAD_TIMEOUT, STT_MODEL_BASE_URL (see whisper/README.md).
+STT_CMAKE_ARGS, STT_DOWNLOAD_TIMEOUT, STT_MODEL_BASE_URL, STT_QUANTIZE=0
+(see whisper/README.md).
 EOF
 }
 
@@ -144,6 +162,8 @@ pip_download() {  # pip_download DEST ARGS...
 # --------------------------------------------------------------------------
 MODELS=$DEFAULT_MODELS
 QUANTIZE=()
+WITH_DEFAULT_QUANTIZE=1
+if [[ ${STT_QUANTIZE:-1} == 0 ]]; then WITH_DEFAULT_QUANTIZE=0; fi
 while (($#)); do
   case $1 in
     --models) (($# >= 2)) || die "--models needs a value"; MODELS=$2; shift 2 ;;
@@ -151,6 +171,7 @@ while (($#)); do
     --quantize) (($# >= 2)) || die "--quantize needs a value"
       read -r -a _q <<<"${2//,/ }"; QUANTIZE+=("${_q[@]}"); shift 2 ;;
     --quantize=*) v=${1#*=}; read -r -a _q <<<"${v//,/ }"; QUANTIZE+=("${_q[@]}"); shift ;;
+    --no-quantize) WITH_DEFAULT_QUANTIZE=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -160,9 +181,16 @@ read -r -a MODEL_LIST <<<"${MODELS//,/ }"
 for m in "${MODEL_LIST[@]}"; do
   [[ -n ${CT2_SOURCES[$m]:-} ]] || die "unknown model '$m' (available: ${!CT2_SOURCES[*]})"
 done
+if ((WITH_DEFAULT_QUANTIZE)); then
+  read -r -a _q <<<"$DEFAULT_QUANTIZE"
+  QUANTIZE=("${_q[@]}" "${QUANTIZE[@]}")
+fi
+_q=()
 for q in "${QUANTIZE[@]}"; do
   [[ " $QUANT_TYPES " == *" $q "* ]] || die "unknown quantization type '$q' (one of: $QUANT_TYPES)"
+  [[ " ${_q[*]} " == *" $q "* ]] || _q+=("$q")
 done
+QUANTIZE=("${_q[@]}")
 
 WHISPER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=${PYTHON:-python3}
@@ -415,21 +443,38 @@ provide_sample() {
   log "sample: $f"
 }
 
+quantized_pin() {  # quantized_pin NAME TYPE SOURCE_SHA -> the pinned sha256, or nothing
+  [[ $3 == "${CONVERTED_SHA256[$1]}" && $(uname -m) == x86_64 ]] && printf '%s\n' "${QUANTIZED_SHA256[$1-$2]:-}"
+  return 0
+}
+
 provide_quantized() {  # provide_quantized NAME TYPE
-  local name=$1 q=$2 src=$CACHE_MODELS/ggml-$1.bin out=$CACHE_MODELS/ggml-$1-$2.bin src_sha extra
+  local name=$1 q=$2 src=$CACHE_MODELS/ggml-$1.bin out=$CACHE_MODELS/ggml-$1-$2.bin src_sha pin sha extra
   src_sha=$(stamp_ok "$src") || src_sha=$(sha256_of "$src")
+  pin=$(quantized_pin "$name" "$q" "$src_sha")
   extra="from=$src_sha"
-  if stamp_ok "$out" "$extra" >/dev/null; then
+  if sha=$(stamp_ok "$out" "$extra") && [[ -z $pin || $sha == "$pin" ]]; then
     log "quantize $name $q: cached $out"
     return 0
   fi
-  [[ -n $QUANTIZER ]] || die "no whisper-quantize available (set WHISPER_QUANTIZE)"
+  [[ -n $QUANTIZER ]] || die "no whisper-quantize available (set WHISPER_QUANTIZE, or skip with --no-quantize)"
   log "quantize $name $q: running whisper-quantize"
   if ! "$QUANTIZER" "$src" "$WORK/q.bin" "$q" >"$WORK/quantize.log" 2>&1; then
     tail -n 20 "$WORK/quantize.log" >&2; die "whisper-quantize $name $q failed"
   fi
+  sha=$(sha256_of "$WORK/q.bin")
+  if [[ -z $pin ]]; then
+    log "quantize $name $q: no pinned sha256 (pins: q8_0, q5_1 of the converted models on x86-64); recorded $sha"
+  elif [[ $sha != "$pin" ]]; then
+    die "ggml-$name-$q.bin written by $QUANTIZER has sha256 $sha, pinned $pin." \
+        "$q quantization is deterministic on x86-64, so this whisper-quantize is not the pinned" \
+        "build (whisper.cpp of pywhispercpp $PYWHISPERCPP_VERSION with the default compiler flags):" \
+        "use the bundled one (no WHISPER_QUANTIZE, no C flags in STT_CMAKE_ARGS) or skip with --no-quantize"
+  else
+    log "quantize $name $q: sha256 ok"
+  fi
   mv -f "$WORK/q.bin" "$out.tmp.$$" && mv -f "$out.tmp.$$" "$out"
-  write_stamp "$out" "$(sha256_of "$out")" "$extra"
+  write_stamp "$out" "$sha" "$extra"
   log "quantize $name $q: $out"
 }
 
