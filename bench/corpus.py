@@ -314,6 +314,31 @@ def real_speech(path: Path, seconds: float, seed: int, clips: list[np.ndarray]) 
     return path
 
 
+def real_speech_said(seconds: float, seed: int) -> tuple[np.ndarray, str]:
+    """About `seconds` of real speech with the words said: whole clips of bench.speech (none longer than `seconds`
+    unless none is that short) in a shuffled order, 0.3-1.0 s pauses, faint room tone."""
+    rng = np.random.default_rng(seed)
+    shortest = min(len(samples) for samples, _ in trimmed_clips()) / SR
+    track, words = real_track(rng, seconds, lambda t: -22.0, pause=(0.3, 1.0), max_clip_s=max(seconds, shortest), lead_s=0.3)
+    return track.audio(-65, rng), " ".join(words)
+
+
+def vietnamese_said(seconds: float, seed: int, work: Path) -> tuple[np.ndarray, str]:
+    """About `seconds` of Vietnamese with the words said: the sentences of bench.texts spoken by espeak-ng `vi`, in a
+    shuffled order again and again, 0.6-1.0 s pauses, faint room tone."""
+    rng = np.random.default_rng(seed)
+    track, said, order = Track(), [], []
+    track.pause(0.4)
+    while track.length < seconds * SR:
+        if not order:
+            order = list(rng.permutation(len(texts.VIETNAMESE)))
+        sentence = texts.VIETNAMESE[order.pop()]
+        track.say(synth(sentence, "vi", 130, work))
+        said.append(sentence)
+        track.pause(float(rng.uniform(0.6, 1.0)))
+    return track.audio(-62, rng), " ".join(said)
+
+
 def load(manifest: Path | None = None) -> list[dict]:
     return json.loads((manifest or build()).read_text())["files"]
 

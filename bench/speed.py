@@ -1,18 +1,27 @@
 """Speed: the pipeline against whole-file whisper-cli on this machine, side by side in one run.
 
-    .venv/bin/python -m bench.speed [--repeats 3] [--model base] [--json]
+    .venv/bin/python -m bench.speed [--repeats 3] [--model base] [--workloads inbox,long,batch] [--inbox-files N] [--json]
 
-Recordings: real English speech (the clips of bench/speech.py, shuffled, with pauses): one of
-10 minutes and a batch of 20 one-minute files, 16 kHz mono WAV (whisper-cli's own input format, so the
-whole-file runs pay no decoding). Each repeat measures, one after another on the idle machine:
+Workloads:
+  inbox  a mixed inbox as users fill one (bench/inbox.py): 24 files, about 20 minutes, 2 s to nearly 4 minutes,
+         real English speech and one file in five Vietnamese, as WAV, MP3, M4A, FLAC and Ogg; the words said
+         in each are known. Needs a multilingual model (left out by default with an English-only one).
+  long   one recording of 10 minutes of real English speech (the clips of bench/speech.py, with pauses);
+  batch  20 one-minute files of the same; both 16 kHz mono WAV (whisper-cli's own input format).
+Each repeat measures, one after another on the idle machine:
 
-  whole-file  whisper-cli on each file with the same model and all cores (`-t <cores>`), writing
-              txt, srt, vtt and json; the batch's files one after another. Airflow is paused (SIGSTOP)
-              meanwhile, so it takes nothing from these runs. The long recording once more with the pipeline's
-              own decoding flags added (DTW word timing): the like-for-like figure.
-  pipeline    stt_transcribe under a real scheduler (`airflow standalone`: LocalExecutor, SQLite), files
-              in a local storage folder, jobs in nx-27017: from the REST trigger to the job document's
-              COMPLETED (`finished_at`, written by the publish task); the batch's 20 runs triggered at once.
+  whole-file  whisper-cli on each file with the same model (f16) and all cores (`-t <cores>`), default decoding,
+              writing txt, srt, vtt and json; a workload's files one after another, each told its true language.
+              For the inbox, files whisper-cli cannot read (M4A) get a 16 kHz WAV decoded from them once, when
+              the inbox is generated, never in the timed loop. Airflow is paused (SIGSTOP) meanwhile, so it
+              takes nothing from these runs. The long recording once more with the pipeline's own decoding
+              flags added (DTW word timing): the like-for-like figure.
+  pipeline    under a real scheduler (`airflow standalone`: LocalExecutor, SQLite), files in a local storage
+              folder, jobs in nx-27017, timed until the last job document's COMPLETED (`finished_at`, written
+              by the publish task). Inbox: the files are copied into a fresh folder of the storage's inbox/, then
+              stt_ingest is triggered once (REST): it claims them and starts one stt_transcribe run each, with
+              the ingest defaults (language `auto`); timed from that trigger. Long and batch: stt_transcribe
+              triggered directly, language `en`, the batch's 20 runs at once.
 
   lanes only  the pipeline's whisper work without Airflow: the files chunked and batched as the chunk step
               does, each batch one whisper-cli process with the pipeline's threads and flags, as many at
@@ -25,7 +34,9 @@ Reported: wall times, ratios pipeline / whole-file (median and spread), real-tim
 overhead per file (pipeline wall time minus the whisper time on the critical path: the longest whisper
 process of the job, or all whisper time spread over the pool's slots if that is longer), peak memory of a
 whisper task (its Python process plus its whisper-cli) against whisper-cli alone on one chunk, and CPU
-utilisation of the machine (/proc/stat) per phase.
+utilisation of the machine (/proc/stat) per phase. For the inbox also the word error rate of both sides,
+pooled per language (CER too for Vietnamese), from the published txt and whisper-cli's txt, and how many
+files the pipeline detected in the wrong language.
 """
 
 from __future__ import annotations
@@ -47,12 +58,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import corpus, speech
+from bench.inbox import InboxFile, error_rates, inbox_files
 from stt.config import REPO_ROOT, Settings
 from stt.jobs import as_utc
 from stt.devstack import STEPS_POOL, WHISPER_POOL, size_pools
 from stt.localstack import AirflowStandalone, MongoServer, mongo_conn_uri
-from stt.whisper import decode_args
+from stt.whisper import decode_args, is_english_only
 
+WORKLOADS = ("inbox", "long", "batch")
 LONG_S, BATCH_FILES, BATCH_FILE_S = 600.0, 20, 60.0
 CORPUS_VERSION = 2
 
@@ -136,12 +149,23 @@ def run_whisper_cli(args: list[str]) -> dict:
     return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
-def whole_file(wav: Path, settings: Settings, model: str, threads: int, out_dir: Path, extra_args: tuple[str, ...] = ()) -> dict:
-    """whisper-cli on a whole file, as a user would run it: the four output formats, default decoding (or
-    `extra_args` on top: the pipeline's own decoding flags, for the like-for-like figure)."""
+def whole_file(wav: Path, settings: Settings, model: str, threads: int, out_dir: Path, extra_args: tuple[str, ...] = (),
+               language: str = "en") -> dict:
+    """whisper-cli on a whole file, as a user would run it: told the language, the four output formats
+    (`out_dir/<stem>.txt` ...), default decoding (or `extra_args` on top: the pipeline's own decoding flags,
+    for the like-for-like figure)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    return run_whisper_cli([str(settings.whisper.cli), "-m", str(settings.whisper.model_path(model)), "-f", str(wav), "-l", "en",
+    return run_whisper_cli([str(settings.whisper.cli), "-m", str(settings.whisper.model_path(model)), "-f", str(wav), "-l", language,
                             "-t", str(threads), "-otxt", "-osrt", "-ovtt", "-oj", "-of", str(out_dir / wav.stem), *extra_args])
+
+
+def whole_file_loop(files: list[tuple[Path, str]], settings: Settings, model: str, threads: int, out_dir: Path) -> dict:
+    """whisper-cli on each (file, language), one after another: wall time the sum of the runs."""
+    meter: dict = {}
+    with cpu_meter(meter):
+        runs = [whole_file(path, settings, model, threads, out_dir, language=language) for path, language in files]
+    return {"wall_s": round(sum(r["wall_s"] for r in runs), 3), "whisper_cpu_s_sum": round(sum(r["cpu_s"] for r in runs), 3),
+            "files": runs, **meter}
 
 
 def cut(wav: Path, start_s: float, end_s: float, dest: Path) -> Path:
@@ -161,7 +185,7 @@ class Pipeline:
     def __init__(self, root: Path, model: str, slots: int):
         self.root, self.model, self.slots = root, model, slots
         self.storage = root / "storage"
-        (self.storage / "inbox").mkdir(parents=True, exist_ok=True)
+        (self.storage / "direct").mkdir(parents=True, exist_ok=True)  # sources of directly triggered jobs: outside the inbox
         self.mongo = MongoServer(root / "mongo")
         self.airflow: AirflowStandalone | None = None
 
@@ -172,7 +196,7 @@ class Pipeline:
         env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO_ROOT / "plugins"))
         env.update({"AIRFLOW_CONN_STT_MONGO": mongo_conn_uri(self.mongo.port), "STT_LOCAL_ROOT": str(self.storage),
                     "STT_WHISPER_POOL": WHISPER_POOL, "STT_STEPS_POOL": STEPS_POOL, "STT_SCRATCH_DIR": str(self.root / "scratch"),
-                    "STT_INGEST_SCHEDULE": "none"})
+                    "STT_INGEST_SCHEDULE": "none", "STT_INGEST_MODEL": self.model})
         return env
 
     def start(self) -> "Pipeline":
@@ -180,8 +204,9 @@ class Pipeline:
         self.airflow = AirflowStandalone(self.root / "airflow", self.env()).start()
         self.client = self.airflow.client()
         size_pools(self.client)  # as the local stack: whisper cores ÷ threads, steps one per core
-        self.client.wait_for_dag("stt_transcribe")
-        self.client.unpause("stt_transcribe")
+        for dag_id in ("stt_transcribe", "stt_ingest"):
+            self.client.wait_for_dag(dag_id)
+            self.client.unpause(dag_id)
         import pymongo
 
         self.jobs = pymongo.MongoClient(self.mongo.url)["stt"]["jobs"]
@@ -201,13 +226,13 @@ class Pipeline:
         os.killpg(self.airflow.process.pid, signal.SIGCONT)
 
     def source(self, wav: Path) -> str:
-        dest = self.storage / "inbox" / wav.name
+        dest = self.storage / "direct" / wav.name
         if not dest.exists():
             shutil.copyfile(wav, dest)
         return f"file://{dest}"
 
     def run(self, wavs: list[Path], label: str, timeout_s: float = 1800.0) -> dict:
-        """Trigger one run per file at once; wall time until the last job's COMPLETED."""
+        """Trigger one stt_transcribe run per file at once; wall time until the last job's COMPLETED."""
         sources = [self.source(w) for w in wavs]
         job_ids = [f"{label}-{i:02d}" for i in range(len(wavs))]
         result: dict = {}
@@ -216,18 +241,42 @@ class Pipeline:
             for job_id, src in zip(job_ids, sources):
                 self.client.trigger("stt_transcribe", {"source": src, "language": "en", "model": self.model, "job_id": job_id},
                                     run_id=f"stt__{job_id}")
-            deadline = time.monotonic() + timeout_s
-            while True:
-                docs = list(self.jobs.find({"_id": {"$in": job_ids}}))
-                done = [d for d in docs if d.get("status") in ("COMPLETED", "FAILED")]
-                if len(done) == len(job_ids):
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{label}: {len(done)}/{len(job_ids)} jobs finished after {timeout_s:.0f}s")
-                time.sleep(1)  # the wall time comes from finished_at, not from this poll
+            docs = self.finished_jobs(lambda doc: doc["_id"] in job_ids, len(job_ids), label, timeout_s)
+        return self.figures(result, docs, started)
+
+    def ingest(self, files: list[Path], label: str, timeout_s: float = 3600.0) -> tuple[dict, list[dict]]:
+        """Drop the files into a fresh inbox folder (their modification times kept: not still being copied), then
+        trigger stt_ingest once; wall time from that trigger until the last job's COMPLETED. Also the job documents."""
+        folder = self.storage / "inbox" / label
+        folder.mkdir(parents=True)
+        for path in files:
+            shutil.copy2(path, folder / path.name)
+        prefix = f"file://{folder}/"
+        result: dict = {}
+        with cpu_meter(result):
+            started = datetime.now(timezone.utc)
+            self.client.trigger("stt_ingest", {}, run_id=f"ingest__{label}")
+            docs = self.finished_jobs(lambda doc: str(doc.get("source", "")).startswith(prefix), len(files), label, timeout_s)
+        return self.figures(result, docs, started), docs
+
+    def finished_jobs(self, wanted, count: int, label: str, timeout_s: float) -> list[dict]:
+        """The `count` job documents `wanted` selects, once every one is COMPLETED; RuntimeError if any failed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            docs = [doc for doc in self.jobs.find({}) if wanted(doc)]
+            done = [d for d in docs if d.get("status") in ("COMPLETED", "FAILED")]
+            if len(done) >= count:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{label}: {len(done)}/{count} jobs finished after {timeout_s:.0f}s")
+            time.sleep(1)  # the wall time comes from finished_at, not from this poll
         failed = {d["_id"]: d.get("error") for d in docs if d["status"] != "COMPLETED"}
         if failed:
             raise RuntimeError(f"{label}: jobs failed: {failed}")
+        return docs
+
+    def figures(self, result: dict, docs: list[dict], started: datetime) -> dict:
+        """Wall time from `started` to the last COMPLETED, the jobs' whisper figures, and CPU besides whisper."""
         finished = max(as_utc(d["finished_at"]) for d in docs)
         result["wall_s"] = round((finished - started).total_seconds(), 3)
         result.update(job_figures(docs, self.slots))
@@ -257,6 +306,30 @@ def job_figures(docs: list[dict], slots: int) -> dict:
         "task_uss_mb_max": max(b.get("task_uss_mb", b["task_rss_mb"]) for b in batches),
         "timings": {d["_id"]: d.get("timings") for d in docs[:1]},
     }
+
+
+def inbox_whole_file(files: list[InboxFile], settings: Settings, model: str, threads: int, out_dir: Path) -> dict:
+    """The whole-file loop over the inbox, each file told its language; with its error rates."""
+    result = whole_file_loop([(f.whole_file_input, f.language) for f in files], settings, model, threads, out_dir)
+    result["audio_s"] = round(sum(f.duration_s for f in files), 1)
+    result["wer"] = error_rates([(f, (out_dir / f"{f.whole_file_input.stem}.txt").read_text()) for f in files])
+    return result
+
+
+def inbox_pipeline(pipeline: Pipeline, files: list[InboxFile], label: str) -> dict:
+    """The inbox through stt_ingest; with the error rates of the published txt and the files whose language
+    was detected wrongly."""
+    result, docs = pipeline.ingest([f.path for f in files], label)
+    by_name = {f.path.name: f for f in files}
+    transcribed, misdetected = [], []
+    for doc in docs:
+        item = by_name[doc["source"].rsplit("/", 1)[-1]]
+        transcribed.append((item, Path(doc["outputs"]["txt"].removeprefix("file://")).read_text()))
+        if doc.get("language") != item.language:
+            misdetected.append(f"{item.path.name}: {doc.get('language')}")
+    result["wer"] = error_rates(transcribed)
+    result["language_misdetected"] = sorted(misdetected)
+    return result
 
 
 def dag_test(pipeline: Pipeline, wav: Path, label: str) -> dict:
@@ -331,64 +404,133 @@ def spread(values: list[float]) -> dict:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3), "runs": [round(v, 3) for v in values]}
 
 
+def median(values) -> float:
+    return round(statistics.median(values), 3)
+
+
+def ratios(repeats: list[dict], workload: str, side: str, base: str = "whole_file") -> list[float]:
+    return [r[workload][side]["wall_s"] / r[workload][base]["wall_s"] for r in repeats]
+
+
+def median_error_rates(runs: list[dict]) -> dict:
+    """Per language, the median over the repeats of each error rate."""
+    return {language: {**rates, **{k: median(run[language][k] for run in runs) for k in ("wer", "cer") if k in rates}}
+            for language, rates in runs[0].items()}
+
+
 def summarise(repeats: list[dict], extra: dict) -> dict:
-    long_ratio = [r["long"]["pipeline"]["wall_s"] / r["long"]["whole_file"]["wall_s"] for r in repeats]
-    batch_ratio = [r["batch"]["pipeline"]["wall_s"] / r["batch"]["whole_file"]["wall_s"] for r in repeats]
-    overhead_batch = [(r["batch"]["pipeline"]["wall_s"] - r["batch"]["pipeline"]["whisper_s_critical"]) / r["batch"]["pipeline"]["jobs"] for r in repeats]
-    overhead_long = [r["long"]["pipeline"]["wall_s"] - r["long"]["pipeline"]["whisper_s_critical"] for r in repeats]
-    task_peak = max(r["long"]["pipeline"]["whisper_rss_mb_max"] + r["long"]["pipeline"]["task_rss_mb_max"] for r in repeats)
-    task_unique = max(r["long"]["pipeline"]["whisper_rss_mb_max"] + r["long"]["pipeline"]["task_uss_mb_max"] for r in repeats)
-    floor_long = [r["long"]["whisper_lanes"]["wall_s"] / r["long"]["whole_file"]["wall_s"] for r in repeats]
-    floor_batch = [r["batch"]["whisper_lanes"]["wall_s"] / r["batch"]["whole_file"]["wall_s"] for r in repeats]
-    same = [r["long"]["pipeline"]["wall_s"] / r["long"]["whole_file_same_decoding"]["wall_s"] for r in repeats]
-    floor_same = [r["long"]["whisper_lanes"]["wall_s"] / r["long"]["whole_file_same_decoding"]["wall_s"] for r in repeats]
-    return {
-        "long_ratio": round(statistics.median(long_ratio), 3),
-        "batch_ratio": round(statistics.median(batch_ratio), 3),
-        "long_ratio_same_decoding": round(statistics.median(same), 3),
-        "whisper_floor_long_ratio": round(statistics.median(floor_long), 3),
-        "whisper_floor_batch_ratio": round(statistics.median(floor_batch), 3),
-        "overhead_s_per_file": round(statistics.median(overhead_batch), 3),
-        "peak_rss_ratio": round(task_peak / extra["memory_alone"]["peak_rss_mb"], 3),
-        "peak_rss_ratio_unique": round(task_unique / extra["memory_alone"]["peak_rss_mb"], 3),
-        "spread": {"long_ratio": spread(long_ratio), "batch_ratio": spread(batch_ratio), "long_ratio_same_decoding": spread(same),
-                   "whisper_floor_long_ratio_same_decoding": spread(floor_same),
-                   "whisper_floor_long_ratio": spread(floor_long), "whisper_floor_batch_ratio": spread(floor_batch),
-                   "overhead_s_per_file": spread(overhead_batch), "overhead_s_long_file": spread(overhead_long)},
-        "peak_rss_mb": {"whisper_task": task_peak, "whisper_task_unique": task_unique, "whisper_cli_alone": extra["memory_alone"]["peak_rss_mb"]},
-        **extra,
-        "repeats": repeats,
-    }
+    out: dict = {}
+    spreads: dict = {}
+    first = repeats[0]
+    if "inbox" in first:
+        inbox_ratio = ratios(repeats, "inbox", "pipeline")
+        sides = {side: [r["inbox"][side] for r in repeats] for side in ("pipeline", "whole_file")}
+        audio_s = first["inbox"]["whole_file"]["audio_s"]
+        wer = {side: median_error_rates([run["wer"] for run in runs]) for side, runs in sides.items()}
+        out["inbox_ratio"] = median(inbox_ratio)
+        spreads["inbox_ratio"] = spread(inbox_ratio)
+        out["inbox"] = {
+            "files": extra["inbox_files"],
+            "audio_s": audio_s,
+            "audio_h": round(audio_s / 3600, 3),
+            "wall_s": {side: median(run["wall_s"] for run in runs) for side, runs in sides.items()},
+            "real_time_factor": {side: round(audio_s / median(run["wall_s"] for run in runs), 2) for side, runs in sides.items()},
+            "wer": wer,
+            "wer_ratio": {language: round(wer["pipeline"][language]["wer"] / wer["whole_file"][language]["wer"], 3)
+                          if wer["whole_file"][language]["wer"] else None for language in wer["whole_file"]},
+            "cpu_s": {side: {"whisper": median(run["whisper_cpu_s_sum"] for run in runs),
+                             "other": median(run["cpu_s"] - run["whisper_cpu_s_sum"] for run in runs)} for side, runs in sides.items()},
+            "language_misdetected": [run["language_misdetected"] for run in sides["pipeline"]],
+        }
+    if "long" in first:
+        long_ratio = ratios(repeats, "long", "pipeline")
+        overhead_long = [r["long"]["pipeline"]["wall_s"] - r["long"]["pipeline"]["whisper_s_critical"] for r in repeats]
+        floor_long = ratios(repeats, "long", "whisper_lanes")
+        same = ratios(repeats, "long", "pipeline", "whole_file_same_decoding")
+        floor_same = ratios(repeats, "long", "whisper_lanes", "whole_file_same_decoding")
+        out.update(long_ratio=median(long_ratio), long_ratio_same_decoding=median(same), whisper_floor_long_ratio=median(floor_long))
+        spreads.update(long_ratio=spread(long_ratio), long_ratio_same_decoding=spread(same), whisper_floor_long_ratio_same_decoding=spread(floor_same),
+                       whisper_floor_long_ratio=spread(floor_long), overhead_s_long_file=spread(overhead_long))
+        task_peak = max(r["long"]["pipeline"]["whisper_rss_mb_max"] + r["long"]["pipeline"]["task_rss_mb_max"] for r in repeats)
+        task_unique = max(r["long"]["pipeline"]["whisper_rss_mb_max"] + r["long"]["pipeline"]["task_uss_mb_max"] for r in repeats)
+        out["peak_rss_ratio"] = round(task_peak / extra["memory_alone"]["peak_rss_mb"], 3)
+        out["peak_rss_ratio_unique"] = round(task_unique / extra["memory_alone"]["peak_rss_mb"], 3)
+        out["peak_rss_mb"] = {"whisper_task": task_peak, "whisper_task_unique": task_unique, "whisper_cli_alone": extra["memory_alone"]["peak_rss_mb"]}
+    if "batch" in first:
+        batch_ratio = ratios(repeats, "batch", "pipeline")
+        floor_batch = ratios(repeats, "batch", "whisper_lanes")
+        overhead_batch = [(r["batch"]["pipeline"]["wall_s"] - r["batch"]["pipeline"]["whisper_s_critical"]) / r["batch"]["pipeline"]["jobs"] for r in repeats]
+        out.update(batch_ratio=median(batch_ratio), whisper_floor_batch_ratio=median(floor_batch), overhead_s_per_file=median(overhead_batch))
+        spreads.update(batch_ratio=spread(batch_ratio), whisper_floor_batch_ratio=spread(floor_batch), overhead_s_per_file=spread(overhead_batch))
+    return {**out, "spread": spreads, **extra, "repeats": repeats}
+
+
+def percent(rates: dict) -> str:
+    return f"{100 * rates['wer']:.1f}%" + (f" (CER {100 * rates['cer']:.1f}%)" if "cer" in rates else "")
+
+
+def inbox_rows(report: dict) -> list[str]:
+    inbox, s = report["inbox"], report["spread"]["inbox_ratio"]
+    rows = [f"{'':30s} {'whole-file':>11s} {'pipeline':>11s} {'ratio':>7s}"]
+    for i, r in enumerate(report["repeats"]):
+        w, p = r["inbox"]["whole_file"]["wall_s"], r["inbox"]["pipeline"]["wall_s"]
+        rows.append(f"{f'mixed inbox (run {i + 1})':30s} {w:9.1f} s {p:9.1f} s {p / w:7.3f}")
+    rows += [
+        "",
+        f"inbox: {len(report['repeats'][0]['inbox']['whole_file']['files'])} files, {inbox['audio_s'] / 60:.1f} min of audio ({inbox['audio_h']:.3f} h); "
+        f"real-time factor whole-file {inbox['real_time_factor']['whole_file']:.1f}x, pipeline {inbox['real_time_factor']['pipeline']:.1f}x",
+        f"inbox_ratio (median)          {report['inbox_ratio']:.3f}   [{s['min']:.3f}-{s['max']:.3f}]",
+    ]
+    for language, rates in inbox["wer"]["whole_file"].items():
+        rows.append(f"inbox WER, {language} ({rates['files']} files, {rates['words']} words): whole-file {percent(rates)}, "
+                    f"pipeline {percent(inbox['wer']['pipeline'][language])}")
+    cpu = inbox["cpu_s"]
+    rows.append(f"inbox CPU seconds (median): whole-file whisper {cpu['whole_file']['whisper']:.1f}, other {cpu['whole_file']['other']:.1f}; "
+                f"pipeline whisper {cpu['pipeline']['whisper']:.1f}, other {cpu['pipeline']['other']:.1f}")
+    wrong = inbox["language_misdetected"][-1]
+    rows.append(f"language detected wrongly by the pipeline (last run): {', '.join(wrong) if wrong else 'none'}")
+    return rows
 
 
 def table(report: dict) -> str:
-    rows = [f"{'':30s} {'whole-file':>11s} {'lanes only':>11s} {'pipeline':>11s} {'ratio':>7s} {'floor':>7s} {'pipeline RTF':>13s}"]
-    for name, label in (("long", f"{report['long_s']:.0f} s recording"), ("batch", f"{report['batch_files']} × {report['batch_file_s']:.0f} s files")):
+    first = report["repeats"][0]
+    rows = inbox_rows(report) + [""] if "inbox" in first else []
+    workloads = [(name, label) for name, label in (("long", f"{report['long_s']:.0f} s recording"),
+                                                   ("batch", f"{report['batch_files']} × {report['batch_file_s']:.0f} s files")) if name in first]
+    if not workloads:
+        return "\n".join(rows)
+    rows.append(f"{'':30s} {'whole-file':>11s} {'lanes only':>11s} {'pipeline':>11s} {'ratio':>7s} {'floor':>7s} {'pipeline RTF':>13s}")
+    for name, label in workloads:
         for i, r in enumerate(report["repeats"]):
             w, f, p = r[name]["whole_file"]["wall_s"], r[name]["whisper_lanes"]["wall_s"], r[name]["pipeline"]["wall_s"]
             rows.append(f"{label + f' (run {i + 1})':30s} {w:9.1f} s {f:9.1f} s {p:9.1f} s {p / w:7.3f} {f / w:7.3f} {r[name]['pipeline']['audio_s'] / p:11.1f}x")
     s = report["spread"]
-    rows += [
-        "",
-        f"long_ratio (median)           {report['long_ratio']:.3f}   [{s['long_ratio']['min']:.3f}-{s['long_ratio']['max']:.3f}]   target ≤ 0.85",
-        f"batch_ratio (median)          {report['batch_ratio']:.3f}   [{s['batch_ratio']['min']:.3f}-{s['batch_ratio']['max']:.3f}]   target ≤ 1.10",
-        f"whisper floor (lanes only / whole-file, median): long {report['whisper_floor_long_ratio']:.3f}, batch {report['whisper_floor_batch_ratio']:.3f}",
-        f"long file against whole-file with the pipeline's decoding flags ({' '.join(report['repeats'][0]['long']['whole_file_same_decoding']['flags']) or 'none'}): "
-        f"{report['long_ratio_same_decoding']:.3f}   [{s['long_ratio_same_decoding']['min']:.3f}-{s['long_ratio_same_decoding']['max']:.3f}], "
-        f"floor {s['whisper_floor_long_ratio_same_decoding']['median']:.3f}",
-        f"overhead_s_per_file (batch)   {report['overhead_s_per_file']:.2f} s  [{s['overhead_s_per_file']['min']:.2f}-{s['overhead_s_per_file']['max']:.2f}]   target ≤ 3 s",
-        f"overhead, long file          {s['overhead_s_long_file']['median']:.2f} s  [{s['overhead_s_long_file']['min']:.2f}-{s['overhead_s_long_file']['max']:.2f}]",
-        f"peak_rss_ratio                {report['peak_rss_ratio']:.3f}   (task {report['peak_rss_mb']['whisper_task']:.0f} MB: Python + whisper-cli; whisper-cli alone {report['peak_rss_mb']['whisper_cli_alone']:.0f} MB)   target ≤ 1.5",
-        f"  counting only the task's own pages {report['peak_rss_ratio_unique']:.3f}   (task {report['peak_rss_mb']['whisper_task_unique']:.0f} MB: Python's unique set + whisper-cli)",
-    ]
+    rows.append("")
+    if "long" in first:
+        rows += [
+            f"long_ratio (median)           {report['long_ratio']:.3f}   [{s['long_ratio']['min']:.3f}-{s['long_ratio']['max']:.3f}]   target ≤ 0.85",
+            f"whisper floor (lanes only / whole-file, median), long: {report['whisper_floor_long_ratio']:.3f}",
+            f"long file against whole-file with the pipeline's decoding flags ({' '.join(first['long']['whole_file_same_decoding']['flags']) or 'none'}): "
+            f"{report['long_ratio_same_decoding']:.3f}   [{s['long_ratio_same_decoding']['min']:.3f}-{s['long_ratio_same_decoding']['max']:.3f}], "
+            f"floor {s['whisper_floor_long_ratio_same_decoding']['median']:.3f}",
+            f"overhead, long file          {s['overhead_s_long_file']['median']:.2f} s  [{s['overhead_s_long_file']['min']:.2f}-{s['overhead_s_long_file']['max']:.2f}]",
+            f"peak_rss_ratio                {report['peak_rss_ratio']:.3f}   (task {report['peak_rss_mb']['whisper_task']:.0f} MB: Python + whisper-cli; whisper-cli alone {report['peak_rss_mb']['whisper_cli_alone']:.0f} MB)   target ≤ 1.5",
+            f"  counting only the task's own pages {report['peak_rss_ratio_unique']:.3f}   (task {report['peak_rss_mb']['whisper_task_unique']:.0f} MB: Python's unique set + whisper-cli)",
+        ]
+    if "batch" in first:
+        rows += [
+            f"batch_ratio (median)          {report['batch_ratio']:.3f}   [{s['batch_ratio']['min']:.3f}-{s['batch_ratio']['max']:.3f}]   target ≤ 1.10",
+            f"whisper floor (lanes only / whole-file, median), batch: {report['whisper_floor_batch_ratio']:.3f}",
+            f"overhead_s_per_file (batch)   {report['overhead_s_per_file']:.2f} s  [{s['overhead_s_per_file']['min']:.2f}-{s['overhead_s_per_file']['max']:.2f}]   target ≤ 3 s",
+        ]
+        by = report["repeats"][-1]["batch"]["pipeline"]["cpu_s_by"]
+        rows.append("CPU seconds by component, batch, last run: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])))
     if report.get("dag_test"):
         d = report["dag_test"]
         rows.append(f"dag.test() floor, long file   {d['wall_s']:.1f} s wall, {d['whisper_s_sum']:.1f} s whisper (batches in series), overhead {d['overhead_s']:.2f} s")
-    by = report["repeats"][-1]["batch"]["pipeline"]["cpu_s_by"]
-    rows.append("CPU seconds by component, batch, last run: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])))
-    cpu = [(r["long"]["whole_file"]["cpu_util"], r["long"]["pipeline"]["cpu_util"], r["batch"]["whole_file"]["cpu_util"], r["batch"]["pipeline"]["cpu_util"]) for r in report["repeats"]]
-    rows.append("CPU utilisation (whole-file / pipeline): long " + ", ".join(f"{a:.0%}/{b:.0%}" for a, b, _, _ in cpu)
-                + "; batch " + ", ".join(f"{c:.0%}/{d:.0%}" for _, _, c, d in cpu))
+    for name, _ in workloads:
+        rows.append(f"CPU utilisation (whole-file / pipeline), {name}: "
+                    + ", ".join(f"{r[name]['whole_file']['cpu_util']:.0%}/{r[name]['pipeline']['cpu_util']:.0%}" for r in report["repeats"]))
     return "\n".join(rows)
 
 
@@ -396,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default="base")
+    parser.add_argument("--workloads", default="", help="comma-separated, of inbox, long, batch (default: all; without inbox for an English-only model)")
+    parser.add_argument("--inbox-files", type=int, default=None, help="only the N shortest files of the mixed inbox (default: all 24)")
     parser.add_argument("--long-s", type=float, default=LONG_S, help="length of the long recording (default 600)")
     parser.add_argument("--batch-files", type=int, default=BATCH_FILES)
     parser.add_argument("--batch-file-s", type=float, default=BATCH_FILE_S)
@@ -403,62 +547,78 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object after the table")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, outputs)")
     args = parser.parse_args(argv)
+    workloads = [w for w in args.workloads.split(",") if w] or [w for w in WORKLOADS if w != "inbox" or not is_english_only(args.model)]
+    if unknown := set(workloads) - set(WORKLOADS):
+        parser.error(f"unknown workloads {sorted(unknown)}; choose from {', '.join(WORKLOADS)}")
+    if "inbox" in workloads and is_english_only(args.model):
+        parser.error(f"the inbox workload has Vietnamese and detects languages: model {args.model!r} is English-only")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack on `kill` too (finally below)
 
     settings = Settings.from_env()
     cores = os.cpu_count() or 1
     slots = max(1, cores // settings.whisper.threads)
-    long_wav, batch = recordings(args.long_s, args.batch_files, args.batch_file_s)
+    inbox = inbox_files(args.inbox_files) if "inbox" in workloads else []
+    long_wav, batch = recordings(args.long_s, args.batch_files, args.batch_file_s) if {"long", "batch"} & set(workloads) else (None, [])
     root = Path(tempfile.mkdtemp(prefix="stt-bench-speed-"))
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    say(f"work folder {root}; model {args.model}; {cores} cores; pipeline: {settings.whisper.threads} whisper thread(s) × {slots} pool slots")
+    say(f"work folder {root}; model {args.model}; {cores} cores; pipeline: {settings.whisper.threads} whisper thread(s) × {slots} pool slots; "
+        f"workloads {', '.join(workloads)}")
     pipeline = Pipeline(root, args.model, slots)
     repeats = []
     try:
         pipeline.start()
-        say("warm-up job (parses the DAG, loads the model into the page cache)")
-        pipeline.run([batch[0]], "warmup")
+        say("warm-up job (parses the DAGs, loads the model into the page cache)")
+        if inbox:
+            pipeline.ingest([inbox[0].path], "warmup")
+        else:
+            pipeline.run([batch[0] if batch else long_wav], "warmup")
         for i in range(args.repeats):
-            rep: dict = {"long": {}, "batch": {}}
+            rep: dict = {name: {} for name in workloads}
             pipeline.pause()
             try:
-                with cpu_meter(rep["long"].setdefault("whole_file", {})):
-                    rep["long"]["whole_file"].update(whole_file(long_wav, settings, args.model, cores, root / "whole"))
-                say(f"run {i + 1}: whole-file, long: {rep['long']['whole_file']['wall_s']:.1f} s")
-                flags = decode_args(args.model, settings.whisper.word_timing)
-                # no flags of its own (no DTW preset, or STT_WORD_TIMING=tokens): the default run already is like for like
-                same = whole_file(long_wav, settings, args.model, cores, root / "whole", flags) if flags else rep["long"]["whole_file"]
-                rep["long"]["whole_file_same_decoding"] = {"flags": list(flags), **same}
-                say(f"run {i + 1}: whole-file with the pipeline's decoding flags {' '.join(flags) or '(none)'}, long: "
-                    f"{rep['long']['whole_file_same_decoding']['wall_s']:.1f} s")
-                runs, meter = [], {}
-                with cpu_meter(meter):
-                    runs = [whole_file(w, settings, args.model, cores, root / "whole") for w in batch]
-                rep["batch"]["whole_file"] = {"wall_s": round(sum(r["wall_s"] for r in runs), 3), "files": runs, **meter}
-                say(f"run {i + 1}: whole-file, batch: {rep['batch']['whole_file']['wall_s']:.1f} s (sum of {len(runs)} runs)")
-                rep["long"]["whisper_lanes"] = whisper_lanes([long_wav], settings, args.model, slots, root / "lanes")
-                rep["batch"]["whisper_lanes"] = whisper_lanes(batch, settings, args.model, slots, root / "lanes")
-                say(f"run {i + 1}: whisper lanes without Airflow: long {rep['long']['whisper_lanes']['wall_s']:.1f} s, "
-                    f"batch {rep['batch']['whisper_lanes']['wall_s']:.1f} s")
+                if "inbox" in workloads:
+                    rep["inbox"]["whole_file"] = inbox_whole_file(inbox, settings, args.model, cores, root / f"whole-inbox-r{i}")
+                    say(f"run {i + 1}: whole-file, inbox: {rep['inbox']['whole_file']['wall_s']:.1f} s (sum of {len(inbox)} runs)")
+                if "long" in workloads:
+                    with cpu_meter(rep["long"].setdefault("whole_file", {})):
+                        rep["long"]["whole_file"].update(whole_file(long_wav, settings, args.model, cores, root / "whole"))
+                    say(f"run {i + 1}: whole-file, long: {rep['long']['whole_file']['wall_s']:.1f} s")
+                    flags = decode_args(args.model, settings.whisper.word_timing)
+                    # no flags of its own (no DTW preset, or STT_WORD_TIMING=tokens): the default run already is like for like
+                    same = whole_file(long_wav, settings, args.model, cores, root / "whole", flags) if flags else rep["long"]["whole_file"]
+                    rep["long"]["whole_file_same_decoding"] = {"flags": list(flags), **same}
+                    say(f"run {i + 1}: whole-file with the pipeline's decoding flags {' '.join(flags) or '(none)'}, long: "
+                        f"{rep['long']['whole_file_same_decoding']['wall_s']:.1f} s")
+                if "batch" in workloads:
+                    rep["batch"]["whole_file"] = whole_file_loop([(w, "en") for w in batch], settings, args.model, cores, root / "whole")
+                    say(f"run {i + 1}: whole-file, batch: {rep['batch']['whole_file']['wall_s']:.1f} s (sum of {len(batch)} runs)")
+                for name, wavs in (("long", [long_wav]), ("batch", batch)):
+                    if name in workloads:
+                        rep[name]["whisper_lanes"] = whisper_lanes(wavs, settings, args.model, slots, root / "lanes")
+                        say(f"run {i + 1}: whisper lanes without Airflow, {name}: {rep[name]['whisper_lanes']['wall_s']:.1f} s")
             finally:
                 pipeline.resume()
             time.sleep(5)  # let the scheduler catch up on the heartbeats it missed while paused
-            rep["long"]["pipeline"] = pipeline.run([long_wav], f"long-r{i}")
-            say(f"run {i + 1}: pipeline, long: {rep['long']['pipeline']['wall_s']:.1f} s")
-            rep["batch"]["pipeline"] = pipeline.run(batch, f"batch-r{i}")
-            say(f"run {i + 1}: pipeline, batch: {rep['batch']['pipeline']['wall_s']:.1f} s")
+            if "inbox" in workloads:
+                rep["inbox"]["pipeline"] = inbox_pipeline(pipeline, inbox, f"inbox-r{i}")
+                say(f"run {i + 1}: pipeline, inbox: {rep['inbox']['pipeline']['wall_s']:.1f} s")
+            for name, wavs in (("long", [long_wav]), ("batch", batch)):
+                if name in workloads:
+                    rep[name]["pipeline"] = pipeline.run(wavs, f"{name}-r{i}")
+                    say(f"run {i + 1}: pipeline, {name}: {rep[name]['pipeline']['wall_s']:.1f} s")
             repeats.append(rep)
-        extra = {"model": args.model, "cores": cores, "whisper_threads": settings.whisper.threads, "pool_slots": slots,
-                 "long_s": args.long_s, "batch_files": args.batch_files, "batch_file_s": args.batch_file_s}
-        pipeline.pause()
-        try:
-            extra["memory_alone"] = memory_alone(settings, args.model, long_wav, pipeline.jobs.find_one({"_id": "long-r0-00"}),
-                                                 settings.whisper.threads, root)
-        finally:
-            pipeline.resume()
-        if not args.no_dag_test:
-            say("dag.test() on the long recording")
-            extra["dag_test"] = dag_test(pipeline, long_wav, "dagtest-long")
+        extra = {"model": args.model, "cores": cores, "whisper_threads": settings.whisper.threads, "pool_slots": slots, "workloads": workloads,
+                 "long_s": args.long_s, "batch_files": args.batch_files, "batch_file_s": args.batch_file_s, "inbox_files": len(inbox)}
+        if "long" in workloads:
+            pipeline.pause()
+            try:
+                extra["memory_alone"] = memory_alone(settings, args.model, long_wav, pipeline.jobs.find_one({"_id": "long-r0-00"}),
+                                                     settings.whisper.threads, root)
+            finally:
+                pipeline.resume()
+            if not args.no_dag_test:
+                say("dag.test() on the long recording")
+                extra["dag_test"] = dag_test(pipeline, long_wav, "dagtest-long")
     finally:
         pipeline.stop()
         if not args.keep:
@@ -466,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
     report = summarise(repeats, extra)
     print(table(report))
     if args.json:
-        print(json.dumps(report, indent=1, default=str))
+        print(json.dumps(report, indent=1, default=str, ensure_ascii=False))
     return 0
 
 
