@@ -159,6 +159,20 @@ def test_long_silences_are_shortened_inside_chunks():
     assert audio.kept_spans(40.0, [(5.0, 30.0)], keep_s=0.0) == [(0.0, 40.0)]  # 0 disables it
 
 
+
+def test_timeline_maps_both_ways():
+    """Chunks' time and recording time round trip inside the kept spans; a chunk without pieces is its start on."""
+    timeline = audio.Timeline([(4.0, 21.0), (59.0, 91.0)])
+    for t in (4.0, 12.5, 20.999, 59.0, 75.25, 90.5):
+        assert timeline.to_recording(timeline.to_virtual(t)) == t
+    for v in (0.0, 8.5, 17.0, 30.0, 48.9):
+        assert timeline.to_virtual(timeline.to_recording(v)) == v
+    assert timeline.to_recording(17.0) == 59.0  # the join: the next span's start
+    assert timeline.pieces(10.0, 30.0) == ((14.0, 21.0), (59.0, 72.0))
+    chunk = audio.Timeline.of_chunk(30.0)
+    assert chunk.to_recording(0.0) == 30.0 and chunk.to_recording(12.345) == 42.345 and chunk.to_virtual(42.345) == 12.345
+    assert audio.Timeline.of_chunk(10.0, [[10.0, 12.0], [20.0, 25.0]]).to_recording(2.5) == 20.5
+
 def test_vad_planning_cuts_between_speech_spans_and_keeps_their_times():
     """`vad` chunking with the speech spans whisper.cpp's Silero VAD reports (here given directly)."""
     recording = AudioSegment.from_wav(JFK_WAV) * 6  # 66 s

@@ -534,17 +534,23 @@ def kept_spans(duration_s: float, silences: list[tuple[float, float]], keep_s: f
 
 
 class Timeline:
-    """The chunks' time (kept spans laid end to end) against recording time."""
+    """Spans of the recording laid end to end (the chunks' time) against recording time, both ways: the
+    planner's kept spans, or one chunk's pieces (`of_chunk`)."""
 
     def __init__(self, spans: list[tuple[float, float]]) -> None:
-        """`spans`: in order, not overlapping (as `kept_spans` gives them)."""
-        self.spans = spans
-        self.ends = [e for _, e in spans]
+        """`spans`: in order, not overlapping (as `kept_spans` gives them); the last may end at infinity."""
+        self.spans = [(float(s), float(e)) for s, e in spans]
+        self.ends = [e for _, e in self.spans]
         self.offsets, total = [], 0.0
-        for s, e in spans:
+        for s, e in self.spans:
             self.offsets.append(total)
             total += e - s
         self.length = round(total, 3)
+
+    @classmethod
+    def of_chunk(cls, start_s: float, pieces=None) -> Timeline:
+        """A chunk's own time: its `pieces` (recording spans) laid end to end, or the recording from `start_s` on."""
+        return cls(pieces or [(start_s, math.inf)])
 
     def to_virtual(self, t: float) -> float:
         """A recording time on the chunks' time (a removed stretch is one point)."""
@@ -553,6 +559,12 @@ class Timeline:
             return self.length
         (s, _), off = self.spans[k], self.offsets[k]
         return round(off, 3) if t < s else round(off + t - s, 3)
+
+    def to_recording(self, v: float) -> float:
+        """A time on the chunks' time in the recording: in the span it falls in (before the first: the first's
+        start that far earlier; past the end: the last span continued)."""
+        k = max(bisect.bisect_right(self.offsets, v) - 1, 0)
+        return round(self.spans[k][0] + v - self.offsets[k], 3)
 
     def pieces(self, v0: float, v1: float) -> tuple[tuple[float, float], ...]:
         """The recording spans making up [v0, v1) of the chunks' time."""

@@ -14,6 +14,8 @@ import re
 import unicodedata
 from collections import Counter
 
+from stt.audio import Timeline
+
 REPEAT_LIMIT = 3  # an n-gram said more than this many times in a row is a decoding loop: keep one copy
 MAX_NGRAM = 12
 ALIGN_MARGIN_S = 1.0  # overlap words are searched this far beyond the overlap
@@ -31,15 +33,7 @@ def shift_segments(segments: list[dict], offset_s: float, pieces: list | None = 
 
     A chunk is the recording from `offset_s` on, or — when the planner shortened long silences inside it —
     its `pieces` (recording spans) laid end to end: a time then maps into the piece it falls in."""
-    spans = [(float(s), float(e)) for s, e in pieces] if pieces else [(offset_s, float("inf"))]
-    starts, at = [], 0.0
-    for s, e in spans:
-        starts.append(at)
-        at += e - s
-
-    def to_recording(t: float) -> float:
-        k = max(bisect.bisect_right(starts, t) - 1, 0)
-        return round(spans[k][0] + t - starts[k], 3)
+    to_recording = Timeline.of_chunk(offset_s, pieces).to_recording
 
     def shift(item: dict) -> dict:
         return {**item, "start": to_recording(item["start"]), "end": to_recording(item["end"])}
