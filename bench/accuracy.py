@@ -21,31 +21,23 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
 import time
-import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import corpus
+from stt.text import normalise as normalise_text
 
 JOIN_WINDOW_S = 2.0
 SPEECH_MARGIN_S = 0.5
 
 
-FILLERS = frozenset({"uh", "um", "uhm", "umm", "hmm", "mm", "mhm", "er", "erm", "ah"})  # as Whisper's English normaliser
-
-
 def normalise(text: str) -> str:
-    """Lower case, no annotations ([music], (noise)), no punctuation or apostrophes, hyphens as spaces, no fillers."""
-    text = unicodedata.normalize("NFC", text).lower()
-    text = re.sub(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|♪", " ", text)
-    text = text.replace("’", "'").replace("'", "")
-    text = "".join(ch if ch.isalnum() else " " for ch in text)
-    return " ".join(word for word in text.split() if word not in FILLERS)
+    """Text as word error rates are scored: `stt.text.normalise` without fillers (uh, um)."""
+    return normalise_text(text, drop_fillers=True)
 
 
 CLOSERS = {"(": ")", "[": "]", "*": "*", "♪": "♪"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # bench/ (the speech samples) also under a bare `pytest`
 
 from bench.speech import JFK_MP3, JFK_TEXT, JFK_WAV  # noqa: E402,F401  (re-exported to the tests)
+from stt.text import normalise  # noqa: E402,F401  (re-exported to the tests)
 
 # Airflow reads its configuration at import: point it at a private home before anything imports it.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="stt-test-airflow-"))
@@ -29,11 +29,6 @@ os.environ.update({
 })
 
 import pytest  # noqa: E402
-
-
-def normalise(text: str) -> str:
-    """Lower-case, drop punctuation and apostrophes, collapse spaces: transcripts compared word for word."""
-    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split())
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Errors, log masking, whisper output parsing and parameter checks."""
+"""Errors, log masking, whisper output parsing, parameter checks and text normalising."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from stt.task_runtime import job_id_for
 from stt.airflow_settings import sqlite_lock_timeout
 from stt.errors import InvalidAudio, InvalidParameter, SourceNotFound, WhisperFailed, error_code
 from stt.log import mask_secrets
+from stt.text import is_annotation, norm, normalise
 from stt.whisper import parse_output, whisper_language
 
 
@@ -173,3 +174,10 @@ def test_log_records_name_the_callers_file_and_line_and_mask_secrets(caplog):
     record = caplog.records[-1]
     assert (record.filename, record.lineno, record.funcName) == ("test_small_units.py", line, "test_log_records_name_the_callers_file_and_line_and_mask_secrets")
     assert record.getMessage() == "[job_id=j-1 chunk=3] connecting to s3://key:***@minio:9000 with password=***"
+
+
+def test_text_is_normalised_for_comparison():
+    assert norm("Don’t!") == norm("don't") == "dont" and norm("well-known") == "wellknown" and norm("Chào,") == "chào"
+    assert normalise("Uh, the well-known [Music] (coughs) O’Neil's ♪ dog!") == "uh the well known oneils dog"
+    assert normalise("Uh, um... so: hmm, yes", drop_fillers=True) == "so yes"
+    assert is_annotation(" [BLANK_AUDIO] ") and is_annotation("♪ la la ♪") and not is_annotation("[sic] so")

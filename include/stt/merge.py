@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import re
-import unicodedata
 from collections import Counter
 
 from stt.audio import Timeline
+from stt.text import is_annotation, norm
 
 REPEAT_LIMIT = 3  # an n-gram said more than this many times in a row is a decoding loop: keep one copy
 MAX_NGRAM = 12
@@ -23,9 +22,6 @@ ALIGN_TIME_S = 1.5  # two copies of one word are at most this far apart in time
 MIN_SPEECH_S = 0.1  # a word with less than this outside silence lies in silence...
 WORD_SLACK_S = 0.2  # ...its times widened by this much (DTW word times are approximate)
 SNAP_S = 1.5  # a segment edge this close to a speech onset/offset (with nothing between) is moved onto it
-
-# [BLANK_AUDIO], (music), [Applause], *laughs*, ♪ ... ♪: whisper's non-speech annotations, not words.
-_ANNOTATION = re.compile(r"^\s*(\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|♪[^♪]*♪?|[♪\s]+)\s*$")
 
 
 def shift_segments(segments: list[dict], offset_s: float, pieces: list | None = None) -> list[dict]:
@@ -54,16 +50,6 @@ def dominant_language(chunks: list[dict]) -> str:
         if chunk.get("language"):
             weights[chunk["language"]] += chunk["end_s"] - chunk["start_s"]
     return weights.most_common(1)[0][0] if weights else ""
-
-
-def norm(word: str) -> str:
-    """A word for comparison: lower case, letters and digits only (any script)."""
-    text = unicodedata.normalize("NFC", word).lower().replace("'", "").replace("’", "")
-    return "".join(ch for ch in text if ch.isalnum())
-
-
-def is_annotation(text: str) -> bool:
-    return bool(_ANNOTATION.match(text))
 
 
 def _with_words(seg: dict) -> dict:
