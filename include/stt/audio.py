@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from stt import procs
 from stt.errors import InvalidAudio, TransientError
+from stt.records import PlannedChunk
 
 if TYPE_CHECKING:  # numpy and pydub are imported where used: DAG parsing imports this module
     import numpy as np
@@ -61,7 +62,7 @@ class ChunkPlan:
         """Length of the chunk's audio."""
         return round(sum(e - s for s, e in self.spans), 3)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> PlannedChunk:
         return {**asdict(self), "pieces": [list(p) for p in self.spans]}
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from stt.records import ChunkRef
+
 
 def batch_count(speech_s: float, audible_chunks: int, *, lanes: int, max_s: float, min_s: float) -> int:
     """How many batches for this much speech: enough for `lanes` parallel slots when each gets at least
@@ -24,7 +26,7 @@ def batch_count(speech_s: float, audible_chunks: int, *, lanes: int, max_s: floa
     return max(1, min(wanted, audible_chunks))
 
 
-def plan_batches(chunks: list[dict], *, lanes: int, max_s: float, min_s: float) -> list[list[dict]]:
+def plan_batches(chunks: list[ChunkRef], *, lanes: int, max_s: float, min_s: float) -> list[list[ChunkRef]]:
     """Deal chunks (dicts with `index`, `duration_s` and `silent`) out to batches of about equal speech, longest
     chunk first, each to the batch with the least speech so far (LPT: with the whisper time of each chunk of the
     10-minute benchmark recording alone, the slower of two batches 80.4 s against 82.5 s dealing in recording

@@ -9,6 +9,7 @@ from typing import Any
 from stt.config import Settings
 from stt.errors import InvalidJobId
 from stt.log import logger
+from stt.records import PlannedChunk
 
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
 # A job id names folders in scratch and storage: letters, digits, '.', '_', '-', starting with a letter or digit.
@@ -152,7 +153,7 @@ class JobStore:
     def record_audio(self, job_id: str, *, size_bytes: int, audio: dict) -> None:
         self._update(job_id, {"$set": {"size_bytes": size_bytes, "audio": audio, "duration_s": audio["duration_s"]}}, event="validated")
 
-    def set_chunks(self, job_id: str, plans: list[dict], *, batches: list[list[int]], removed: dict | None = None) -> None:
+    def set_chunks(self, job_id: str, plans: list[PlannedChunk], *, batches: list[list[int]], removed: dict | None = None) -> None:
         """Record the chunk plan, how chunks are batched for whisper and the audio whisper never hears
         (`removed`: seconds and why); progress starts at zero."""
         batch_of = {index: number for number, indexes in enumerate(batches) for index in indexes}

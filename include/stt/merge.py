@@ -13,6 +13,7 @@ import difflib
 from collections import Counter
 
 from stt.audio import Timeline
+from stt.records import ChunkResult, Segment
 from stt.text import is_annotation, norm
 
 REPEAT_LIMIT = 3  # an n-gram said more than this many times in a row is a decoding loop: keep one copy
@@ -24,7 +25,7 @@ WORD_SLACK_S = 0.2  # ...its times widened by this much (DTW word times are appr
 SNAP_S = 1.5  # a segment edge this close to a speech onset/offset (with nothing between) is moved onto it
 
 
-def shift_segments(segments: list[dict], offset_s: float, pieces: list | None = None) -> list[dict]:
+def shift_segments(segments: list[Segment], offset_s: float, pieces: list | None = None) -> list[Segment]:
     """The one place chunk-relative times become recording times (segments and their words).
 
     A chunk is the recording from `offset_s` on, or — when the planner shortened long silences inside it —
@@ -43,7 +44,7 @@ def shift_segments(segments: list[dict], offset_s: float, pieces: list | None = 
     return out
 
 
-def dominant_language(chunks: list[dict]) -> str:
+def dominant_language(chunks: list[ChunkResult]) -> str:
     """The language spoken longest, weighting each chunk's detected language by its length."""
     weights: Counter[str] = Counter()
     for chunk in chunks:
@@ -247,7 +248,7 @@ def _public(seg: dict) -> dict:
     return out
 
 
-def merge_chunks(chunks: list[dict], silences: list | None = None) -> dict:
+def merge_chunks(chunks: list[ChunkResult], silences: list | None = None) -> dict:
     """Chunks (index, start_s, end_s, language, segments[, cut, overlap_s, silent]) → transcript with
     segments (and their words where whisper timed them), the text and a chunk map.
 

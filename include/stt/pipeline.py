@@ -22,6 +22,7 @@ from stt.formats import FORMATS, render
 from stt.jobs import COMPLETED, JobStore, check_job_id
 from stt.log import logger
 from stt.merge import merge_chunks
+from stt.records import Batch, BatchResult, ChunkRef, Decoding, Job, JobOptions, Merged
 
 
 @contextmanager
@@ -51,7 +52,7 @@ def work_files(what: str):
                             "clear the run from its first task (validate) to transcribe again") from exc
 
 
-def completed_by_this_run(job: dict, store: JobStore, step: str) -> dict | None:
+def completed_by_this_run(job: Job, store: JobStore, step: str) -> dict | None:
     """The job document when this run already COMPLETED the job (a step cleared and re-run afterwards has
     nothing left to do: its work files are gone and the transcripts are published)."""
     doc = store.get(job["job_id"])
@@ -61,7 +62,7 @@ def completed_by_this_run(job: dict, store: JobStore, step: str) -> dict | None:
     return None
 
 
-def check_params(params: dict, settings: Settings) -> dict:
+def check_params(params: dict, settings: Settings) -> JobOptions:
     """Normalise and check trigger parameters; InvalidParameter/ModelNotFound on a bad value."""
     if params.get("job_id") is not None:
         check_job_id(params["job_id"])
@@ -81,7 +82,7 @@ def check_params(params: dict, settings: Settings) -> dict:
     return {"language": language, "model": model, "formats": formats, "chunking": chunking}
 
 
-def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: Settings, store: JobStore) -> dict:
+def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: Settings, store: JobStore) -> Job:
     """Register the job, check parameters and the source object, probe its audio."""
     source = params.get("source") or ""
     store.start(job_id, source=source, language=params.get("language") or settings.whisper.default_language(), model=params.get("model") or settings.whisper.default_model, dag_id=dag_id, run_id=run_id)
@@ -137,7 +138,7 @@ def fetch_source(uri: str, etag: str, dest: Path, settings: Settings) -> Path:
     return path
 
 
-def check_complete_decode(job: dict, decoded_s: float) -> None:
+def check_complete_decode(job: Job, decoded_s: float) -> None:
     """A file that decodes to much less than the duration its header declares is truncated or damaged."""
     declared = job["duration_s"]
     if decoded_s < 0.9 * declared and declared - decoded_s > 1.0:
@@ -145,7 +146,7 @@ def check_complete_decode(job: dict, decoded_s: float) -> None:
                            code="TRUNCATED_AUDIO")
 
 
-def local_source(job: dict, settings: Settings) -> Path:
+def local_source(job: Job, settings: Settings) -> Path:
     """The source in local scratch: reused when this machine already downloaded it whole, else fetched."""
     location = storage.locate(job["source"], settings)
     path = scratch_dir(settings, job["job_id"]) / f"source{location.extension}"
@@ -170,7 +171,7 @@ def chunk_plan(decoded, method: str, settings: Settings, vad=None) -> audio.Plan
     )
 
 
-def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
+def chunk(job: Job, *, settings: Settings, store: JobStore) -> list[Batch]:
     """Decode the source once to 16 kHz mono, plan the cuts on it (silence, VAD or fixed), cut the chunks
     from the same decoded audio and put them and the plan (with the silences found) in the work folder."""
     job_id = job["job_id"]
@@ -199,7 +200,7 @@ def chunk(job: dict, *, settings: Settings, store: JobStore) -> list[dict]:
 
         plan = chunk_plan(decoded, method, settings, vad)
         files = audio.cut_chunks(decoded, plan.chunks, work / "chunks")
-        refs = []
+        refs: list[ChunkRef] = []
         for planned, path in zip(plan.chunks, files):
             uri = storage.upload(path, location.work_uri(settings, job_id, "chunks", path.name), settings)
             refs.append({**planned.as_dict(), "duration_s": planned.duration_s, "uri": uri})
@@ -242,7 +243,7 @@ def language_windows(plan: audio.Plan, count: int = LANGUAGE_WINDOWS) -> list[au
     return [max(stretch, key=lambda c: speech_seconds(c, plan.silences)) for stretch in stretches if stretch]
 
 
-def decide_language(job: dict, plan: audio.Plan, files: list[Path], *, settings: Settings, store: JobStore) -> dict:
+def decide_language(job: Job, plan: audio.Plan, files: list[Path], *, settings: Settings, store: JobStore) -> Decoding:
     """How the chunks are decoded: `{"language": …, "chunk_languages": {index: language}}`, for the batches.
 
     A language given with the job is used as is. With `auto`, whisper detects the language once per job (one
@@ -282,11 +283,11 @@ def decide_language(job: dict, plan: audio.Plan, files: list[Path], *, settings:
     return {"language": decided, "chunk_languages": {}}
 
 
-def chunk_result_uri(job: dict, index: int, settings: Settings) -> str:
+def chunk_result_uri(job: Job, index: int, settings: Settings) -> str:
     return storage.locate(job["source"], settings).work_uri(settings, job["job_id"], "results", f"chunk-{index:05d}.json")
 
 
-def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, attempt: int = 1, worker: str = "") -> dict:
+def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, attempt: int = 1, worker: str = "") -> BatchResult:
     """Transcribe one batch of chunks with one whisper-cli process and store each chunk's segments (times
     relative to the chunk) in the work folder as soon as whisper-cli finishes it.
 
@@ -322,11 +323,11 @@ def transcribe(job: dict, batch: dict, *, settings: Settings, store: JobStore, a
             with work_files(f"a chunk of batch {number}"):
                 wavs = {ref["index"]: storage.download(ref["uri"], folder / Path(ref["uri"]).name, settings) for ref in audible}
             speech_s = sum(ref["duration_s"] for ref in audible)
-            by_language: dict[str, list[dict]] = defaultdict(list)
+            by_language: dict[str, list[ChunkRef]] = defaultdict(list)
             for ref in audible:
                 by_language[own_languages.get(str(ref["index"]), language)].append(ref)
 
-            def done(ref: dict, run: whisper.WhisperRun) -> None:
+            def done(ref: ChunkRef, run: whisper.WhisperRun) -> None:
                 save_chunk_result(job, ref, run, results, settings=settings, store=store)
                 log.bind(chunk=ref["index"]).info("chunk {} ({:.1f}s audio) → {} segment(s), language {} (told {}), whisper {:.2f}s",
                                                   ref["index"], ref["duration_s"], len(run.segments), run.language or "?", run.language_told, run.seconds)
@@ -380,14 +381,14 @@ def task_memory() -> dict:
     return {"rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "uss_mb": unique_memory_mb()}
 
 
-def save_chunk_result(job: dict, ref: dict, run: whisper.WhisperRun, results: dict[int, str], *, settings: Settings, store: JobStore) -> None:
+def save_chunk_result(job: Job, ref: ChunkRef, run: whisper.WhisperRun, results: dict[int, str], *, settings: Settings, store: JobStore) -> None:
     """Put one chunk's result in the work folder and count the chunk as done on the job (once)."""
     meta = {k: ref[k] for k in ("index", "start_s", "end_s", "cut", "overlap_s", "silent", "pieces") if k in ref}
     storage.write_text(results[ref["index"]], json.dumps({**meta, **run.as_dict()}, ensure_ascii=False), settings)
     store.chunk_completed(job["job_id"], ref["index"], seconds=run.seconds, language=run.language, segments=len(run.segments))
 
 
-def merge(job: dict, batch_results: list[dict], *, settings: Settings, store: JobStore) -> dict:
+def merge(job: Job, batch_results: list[BatchResult], *, settings: Settings, store: JobStore) -> Merged:
     """Join the chunk results of all batches into one transcript in the work folder: times shifted by each
     chunk's start, overlaps spliced, loops collapsed, text in silence dropped (merge.merge_chunks)."""
     job_id = job["job_id"]
@@ -420,7 +421,7 @@ def merge(job: dict, batch_results: list[dict], *, settings: Settings, store: Jo
     return {"transcript_uri": uri, "segments": len(merged["segments"])}
 
 
-def publish(job: dict, merged: dict, *, settings: Settings, store: JobStore) -> dict:
+def publish(job: Job, merged: Merged, *, settings: Settings, store: JobStore) -> dict[str, str]:
     """Write the transcript in every requested format next to the source, complete the job, clean up."""
     job_id = job["job_id"]
     if doc := completed_by_this_run(job, store, "publish"):

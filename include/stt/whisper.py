@@ -16,6 +16,7 @@ from pathlib import Path
 from stt import procs
 from stt.errors import InvalidParameter, ModelNotFound, PermanentError, WhisperCrash, WhisperFailed, WhisperTimeout
 from stt.log import logger
+from stt.records import Segment, Word
 
 
 # Extra decoding flags for every chunk (and for the whole-file baseline of bench/accuracy.py). Measured
@@ -57,7 +58,7 @@ class WhisperRun:
     detected), `language_told` the `-l` value it was run with (`auto`: it detected the language itself)."""
 
     language: str
-    segments: list[dict]
+    segments: list[Segment]
     seconds: float
     language_told: str = ""
 
@@ -245,13 +246,14 @@ def parse_output(raw: bytes, seconds: float = 0.0) -> WhisperRun:
         data = json.loads(raw.decode("utf-8", errors="surrogateescape"), strict=False)
     except json.JSONDecodeError as exc:
         raise WhisperFailed(f"whisper-cli wrote invalid JSON: {exc}") from exc
-    segments, last_end = [], 0.0
+    segments: list[Segment] = []
+    last_end = 0.0
     for item in data.get("transcription", []):
         text = _text(item.get("text", "")).strip()
         if not text:
             continue
         offsets = item.get("offsets", {})
-        segment = {"start": offsets.get("from", 0) / 1000.0, "end": offsets.get("to", 0) / 1000.0, "text": text}
+        segment: Segment = {"start": offsets.get("from", 0) / 1000.0, "end": offsets.get("to", 0) / 1000.0, "text": text}
         words = _words(item.get("tokens") or [], int(round(last_end * 1000)))
         if words:
             segment["words"] = words
@@ -265,11 +267,11 @@ def _text(value: str) -> str:
     return value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
-def _words(tokens: list[dict], last_end_ms: int) -> list[dict]:
+def _words(tokens: list[dict], last_end_ms: int) -> list[Word]:
     """Words of one segment's tokens. Times: with DTW (`t_dtw` ≥ 0, where a token ends) a word ends at its
     last non-punctuation token and starts where the previous word ended (at most WORD_MAX_S before its
     end); without DTW, the token offsets."""
-    words: list[dict] = []
+    words: list[Word] = []
     pieces: list[tuple[bytes, int, int, int]] = []
     last = last_end_ms
 
