@@ -24,6 +24,7 @@ import pytest
 from pydub import AudioSegment
 
 from conftest import JFK_TEXT, JFK_WAV, REPO, normalise
+from stt.waiting import poll_until, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -303,10 +304,8 @@ def children_running(marker: str) -> list[psutil.Process]:
 
 
 def wait_gone(marker: str, timeout_s: float = 10.0) -> list[psutil.Process]:
-    deadline = time.monotonic() + timeout_s
-    while (left := children_running(marker)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
+    poll_until(lambda: not children_running(marker), timeout_s=timeout_s, interval_s=0.1)
+    return children_running(marker)
 
 
 @pytest.fixture
@@ -356,10 +355,7 @@ def test_whisper_dies_with_the_task_process_that_started_it(how, long_wavs, sett
     """)
     task = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
     marker = long_wavs[0].parent.name
-    deadline = time.monotonic() + 60
-    while not children_running(marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert children_running(marker), "whisper-cli never started"
+    wait_until(lambda: children_running(marker), timeout_s=60, interval_s=0.1, what="whisper-cli to start")
     time.sleep(1.0)
     task.send_signal(how)
     task.wait(30)

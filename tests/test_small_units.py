@@ -1,4 +1,4 @@
-"""Errors, log masking, whisper output parsing, parameter checks and text normalising."""
+"""Errors, log masking, whisper output parsing, parameter checks, text normalising and waiting."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from stt.airflow_settings import sqlite_lock_timeout
 from stt.errors import InvalidAudio, InvalidParameter, SourceNotFound, WhisperFailed, error_code
 from stt.log import mask_secrets
 from stt.text import is_annotation, norm, normalise
+from stt.waiting import poll_until, wait_until
 from stt.whisper import parse_output, whisper_language
 
 
@@ -181,3 +182,26 @@ def test_text_is_normalised_for_comparison():
     assert normalise("Uh, the well-known [Music] (coughs) O’Neil's ♪ dog!") == "uh the well known oneils dog"
     assert normalise("Uh, um... so: hmm, yes", drop_fillers=True) == "so yes"
     assert is_annotation(" [BLANK_AUDIO] ") and is_annotation("♪ la la ♪") and not is_annotation("[sic] so")
+
+
+def test_waiting_returns_the_first_true_answer_or_names_what_never_came():
+    answers = iter([None, ValueError("not yet"), {"state": "success"}])
+
+    def look():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert wait_until(look, timeout_s=5, interval_s=0.01, what="a run", ignore=(ValueError,)) == {"state": "success"}
+
+    def busy():
+        raise OSError("busy")
+
+    with pytest.raises(TimeoutError, match=r"gave up waiting for port 1 to be free after 0.05s") as caught:
+        wait_until(busy, timeout_s=0.05, interval_s=0.01, what=lambda: "port 1 to be free", ignore=(OSError,))
+    assert isinstance(caught.value.__cause__, OSError)
+    with pytest.raises(KeyError):  # not ignored: ends the wait at once
+        wait_until(lambda: {}["x"], timeout_s=5, interval_s=0.01, what="x")
+    calls = []
+    assert poll_until(lambda: calls.append(1), timeout_s=0.05, interval_s=0.01) is None and len(calls) >= 2

@@ -34,6 +34,7 @@ from stt.formats import FORMATS
 from stt.ingest import TRANSCRIBE_DAG_ID
 from stt.jobs import COMPLETED, FAILED, STATUSES, JobStore
 from stt.log import mask_secrets
+from stt.waiting import poll_until
 
 TERMINAL = (COMPLETED, FAILED)
 _results = sys.stdout  # results go here; everything else (progress, library logs) goes to stderr
@@ -307,24 +308,28 @@ def follow(job_id: str, store: JobStore, settings: Settings, timeout_s: float = 
     """Print progress until the job ends, then the transcript (or the error)."""
     from stt import storage
 
-    deadline, last = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
+    last = None
+
+    def ended() -> dict | None:
+        nonlocal last
         doc = store.get(job_id) or {}
         line = f"{doc.get('status', 'PENDING')}: chunks {doc.get('chunks_completed', 0)}/{doc.get('chunks_total', '?')}"
         if line != last:
             print(line, file=sys.stderr)
             last = line
-        if doc.get("status") in TERMINAL:
-            if doc["status"] == FAILED:
-                err = doc.get("error") or {}
-                print(f"FAILED [{err.get('code')}] {err.get('message')}", file=sys.stderr)
-                return 1
-            _, uri = published_output(doc)
-            emit(storage.read_text(uri, settings) if uri else "", end="")
-            return 0
-        time.sleep(1)
-    print(f"stt: job {job_id} still running after {timeout_s:.0f}s", file=sys.stderr)
-    return 2
+        return doc if doc.get("status") in TERMINAL else None
+
+    doc = poll_until(ended, timeout_s=timeout_s, interval_s=1)
+    if not doc:
+        print(f"stt: job {job_id} still running after {timeout_s:.0f}s", file=sys.stderr)
+        return 2
+    if doc["status"] == FAILED:
+        err = doc.get("error") or {}
+        print(f"FAILED [{err.get('code')}] {err.get('message')}", file=sys.stderr)
+        return 1
+    _, uri = published_output(doc)
+    emit(storage.read_text(uri, settings) if uri else "", end="")
+    return 0
 
 
 def _clock(seconds: float) -> str:

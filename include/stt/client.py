@@ -6,6 +6,8 @@ import time
 
 import httpx
 
+from stt.waiting import wait_until
+
 TERMINAL_RUN_STATES = ("success", "failed")
 
 
@@ -34,15 +36,8 @@ class AirflowClient:
         return self._call("GET", f"/dags/{dag_id}")
 
     def wait_for_dag(self, dag_id: str, timeout_s: float = 120.0) -> dict:
-        """Wait until the DAG processor has parsed the DAG (new files appear after a parse)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.dag(dag_id)
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
+        """Wait until the DAG processor has parsed the DAG (new files appear after a parse); TimeoutError if it does not."""
+        return wait_until(lambda: self.dag(dag_id), timeout_s=timeout_s, interval_s=1, what=f"Airflow to know DAG {dag_id}", ignore=(RuntimeError,))
 
     def unpause(self, dag_id: str) -> dict:
         return self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
@@ -76,16 +71,16 @@ class AirflowClient:
         return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 900.0, on_poll=None) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            run = self.run(dag_id, run_id)
+        """The run once it has ended (`on_poll` sees it at every look); TimeoutError if it has not after `timeout_s`."""
+        last: dict = {}
+
+        def ended() -> dict | None:
+            last.update(run := self.run(dag_id, run_id))
             if on_poll:
                 on_poll(run)
-            if run["state"] in TERMINAL_RUN_STATES:
-                return run
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} still {run['state']} after {timeout_s:.0f}s")
-            time.sleep(1)
+            return run if run["state"] in TERMINAL_RUN_STATES else None
+
+        return wait_until(ended, timeout_s=timeout_s, interval_s=1, what=lambda: f"run {run_id} to end (still {last.get('state')})")
 
     def close(self) -> None:
         self._http.close()

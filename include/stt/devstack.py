@@ -26,6 +26,7 @@ from pathlib import Path
 from stt.config import REPO_ROOT, Settings, StackSettings
 from stt.localstack import AirflowStandalone, MongoServer, free_port, mongo_conn_uri
 from stt.stack_state import admin_password, airflow_home, error_log, load_state, save_state, stack_home
+from stt.waiting import poll_until
 
 SAMPLE = REPO_ROOT / "whisper" / "samples" / "jfk.wav"
 WHISPER_POOL = "whisper"
@@ -47,20 +48,19 @@ def stack_lock(timeout_s: float = 600.0):
     """One `up` or `down` at a time per STT_HOME; a second one waits for the first."""
     stack_home().mkdir(parents=True, exist_ok=True)
     with open(stack_home() / "stack.lock", "w") as lock:
-        deadline = time.monotonic() + timeout_s
-        waiting = False
-        while True:
+
+        def locked() -> bool:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return True
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise StackError(f"another `run-local.sh up` or `down` has held {lock.name} for {timeout_s:.0f}s; "
-                                     "wait for it or end it, then try again") from None
-                if not waiting:
-                    say("another `run-local.sh up` or `down` is at work on this stack: waiting for it")
-                    waiting = True
-                time.sleep(0.5)
+                return False
+
+        if not locked():
+            say("another `run-local.sh up` or `down` is at work on this stack: waiting for it")
+            if not poll_until(locked, timeout_s=timeout_s, interval_s=0.5):
+                raise StackError(f"another `run-local.sh up` or `down` has held {lock.name} for {timeout_s:.0f}s; "
+                                 "wait for it or end it, then try again")
         yield
 
 
@@ -258,11 +258,9 @@ def airflow_problem(state: dict, processes: list) -> str:
         mongo_conn = None
     if mongo_conn != mongo_conn_uri(state["mongo_port"]):
         return "Airflow runs with the address of an earlier MongoDB"
-    deadline = time.monotonic() + HEALTH_GRACE_S
-    while not airflow_healthy(health := airflow_health(state.get("airflow_url"))):
-        if time.monotonic() > deadline:
-            return f"Airflow runs but is not healthy at {state.get('airflow_url')} ({health_summary(health)})"
-        time.sleep(1)
+    url = state.get("airflow_url")
+    if not poll_until(lambda: airflow_healthy(airflow_health(url)), timeout_s=HEALTH_GRACE_S, interval_s=1):
+        return f"Airflow runs but is not healthy at {url} ({health_summary(airflow_health(url))})"
     return ""
 
 
@@ -306,7 +304,7 @@ def prepare_airflow(state: dict) -> None:
         for dag_id in ("stt_transcribe", "stt_ingest"):
             try:
                 client.wait_for_dag(dag_id)
-            except RuntimeError:
+            except TimeoutError:
                 raise StackError(f"Airflow has no DAG {dag_id}: {dag_import_error(client, dag_id)}") from None
             client.unpause(dag_id)
     finally:

@@ -12,9 +12,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from stt.waiting import poll_until, wait_until
 
 
 def free_port() -> int:
@@ -83,18 +84,14 @@ class MongoServer:
     def wait_ready(self, timeout_s: float) -> None:
         import pymongo
 
-        deadline = time.monotonic() + timeout_s
-        while True:
+        def answers() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"nx-27017 exited with {self.process.returncode}; see {self.data_dir / 'server.log'}")
-            try:
-                with pymongo.MongoClient(self.url, serverSelectionTimeoutMS=300) as client:
-                    client.admin.command("ping")
-                return
-            except pymongo.errors.PyMongoError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+            with pymongo.MongoClient(self.url, serverSelectionTimeoutMS=300) as client:
+                client.admin.command("ping")
+            return True
+
+        wait_until(answers, timeout_s=timeout_s, interval_s=0.1, what=f"nx-27017 to answer on {self.url}", ignore=(pymongo.errors.PyMongoError,))
 
     def stop(self) -> None:
         stop_process_group(self.process)
@@ -191,19 +188,16 @@ class AirflowStandalone:
         import httpx
 
         started = datetime.now(timezone.utc) - timedelta(seconds=1)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"airflow standalone exited with {self.process.returncode}; see {self.log_file}")
-            try:
-                scheduler = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=3).json().get("scheduler", {})
-                beat = scheduler.get("latest_scheduler_heartbeat")
-                if scheduler.get("status") == "healthy" and beat and datetime.fromisoformat(beat) >= started:
-                    return
-            except (httpx.HTTPError, ValueError):
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"Airflow did not become healthy within {timeout_s:.0f}s; see {self.log_file}")
+            scheduler = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=3).json().get("scheduler", {})
+            beat = scheduler.get("latest_scheduler_heartbeat")
+            return scheduler.get("status") == "healthy" and bool(beat) and datetime.fromisoformat(beat) >= started
+
+        wait_until(healthy, timeout_s=timeout_s, interval_s=1, what=f"Airflow to become healthy (see {self.log_file})",
+                   ignore=(httpx.HTTPError, ValueError))
 
     def admin_password(self) -> str:
         return json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
@@ -228,14 +222,17 @@ def stop_process_group(process: subprocess.Popen | None, timeout_s: float = 15.0
     except ProcessLookupError:
         process.poll()
         return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def group_gone() -> bool:
         process.poll()
         try:
             os.killpg(process.pid, 0)  # anyone of the group still there?
         except ProcessLookupError:
-            return
-        time.sleep(0.2)
+            return True
+        return False
+
+    if poll_until(group_gone, timeout_s=timeout_s, interval_s=0.2):
+        return
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -16,13 +16,14 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from bench.speech import JFK_WAV
+from stt.client import TERMINAL_RUN_STATES
 from stt.localstack import free_port
+from stt.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
@@ -226,28 +227,27 @@ class CeleryStack:
 
     def wait_healthy(self, timeout_s: float) -> None:
         """Wait for the API server to answer and report a healthy scheduler and dag-processor."""
-        deadline = time.monotonic() + timeout_s
-        health: dict = {}
-        while time.monotonic() < deadline:
+        seen: dict = {}
+
+        def healthy() -> bool:
             self.check_alive()
-            try:
-                health = httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=3).json()
-                if all(health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler", "dag_processor")):
-                    return
-            except (httpx.HTTPError, ValueError):
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"the stack was not healthy after {timeout_s:.0f}s: {health}")
+            seen["health"] = httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=3).json()
+            return all(seen["health"].get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler", "dag_processor"))
+
+        wait_until(healthy, timeout_s=timeout_s, interval_s=1, what=lambda: f"a healthy stack (last health: {seen.get('health')})",
+                   ignore=(httpx.HTTPError, ValueError))
 
     def wait_worker_ready(self, worker_id: str, timeout_s: float) -> None:
         """Celery logs `<hostname> ready.` once the worker consumes from the broker."""
         process = self.processes[f"worker-{worker_id}"]
-        deadline = time.monotonic() + timeout_s
-        while not re.search(rf"{re.escape(worker_id)}@\S+ ready\.", process.log_text()):
+
+        def ready() -> bool:
+            if re.search(rf"{re.escape(worker_id)}@\S+ ready\.", process.log_text()):
+                return True
             self.check_alive()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker {worker_id} not ready after {timeout_s:.0f}s:\n{process.log_text()[-2500:]}")
-            time.sleep(0.5)
+            return False
+
+        wait_until(ready, timeout_s=timeout_s, interval_s=0.5, what=lambda: f"worker {worker_id} to be ready; log tail:\n{process.log_text()[-2500:]}")
 
     def client(self):
         from stt.client import AirflowClient
@@ -261,19 +261,18 @@ class CeleryStack:
             client.wait_for_dag("stt_transcribe", timeout_s=120)
             client.unpause("stt_transcribe")
             run_ids = {conf["job_id"]: client.trigger("stt_transcribe", conf)["dag_run_id"] for conf in confs}
-            deadline = time.monotonic() + timeout_s
             finished: dict[str, dict] = {}
-            while len(finished) < len(run_ids):
+
+            def all_ended() -> bool:
                 self.check_alive()
-                if time.monotonic() > deadline:
-                    pending = sorted(set(run_ids) - set(finished))
-                    raise TimeoutError(f"runs of {pending} not finished after {timeout_s:.0f}s")
                 for job_id, run_id in run_ids.items():
                     if job_id not in finished:
                         run = client.run("stt_transcribe", run_id)
-                        if run["state"] in ("success", "failed"):
+                        if run["state"] in TERMINAL_RUN_STATES:
                             finished[job_id] = run
-                time.sleep(1)
+                return len(finished) == len(run_ids)
+
+            wait_until(all_ended, timeout_s=timeout_s, interval_s=1, what=lambda: f"the runs of {sorted(set(run_ids) - set(finished))} to end")
             return finished
         finally:
             client.close()

@@ -25,6 +25,7 @@ from conftest import REPO, normalise
 from stt import devstack
 from stt.client import AirflowClient
 from stt.localstack import free_port
+from stt.waiting import poll_until, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -81,9 +82,7 @@ def stack_pids(kind) -> set[int]:
 def kill_9(pids: set[int]) -> None:
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    poll_until(lambda: not any(pid_alive(pid) for pid in pids), timeout_s=10, interval_s=0.1)
 
 
 def pid_alive(pid: int) -> bool:
@@ -100,15 +99,12 @@ def listen_on(port: int, timeout_s: float = 30.0) -> socket.socket:
     while the kernel tears it down)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: the port may have connections in TIME_WAIT
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            sock.bind(("127.0.0.1", port))
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+
+    def bound() -> bool:
+        sock.bind(("127.0.0.1", port))
+        return True
+
+    wait_until(bound, timeout_s=timeout_s, interval_s=0.2, what=f"port {port} to be free", ignore=(OSError,))
     sock.listen()
     return sock
 

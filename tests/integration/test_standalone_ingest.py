@@ -19,6 +19,7 @@ from pydub import AudioSegment
 import bad_inputs
 from conftest import JFK_MP3, JFK_TEXT, JFK_WAV, normalise
 from stt.localstack import AirflowStandalone
+from stt.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -82,14 +83,14 @@ def ingest_jobs(jobs, prefix=INBOX):
 
 
 def wait_jobs_done(jobs, count, timeout_s=600, prefix=INBOX):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def all_ended() -> list[dict] | None:
         docs = ingest_jobs(jobs, prefix)
-        if len(docs) >= count and all(d["status"] in ("COMPLETED", "FAILED") for d in docs):
-            return docs
-        time.sleep(2)
-    states = {d["_id"]: d["status"] for d in ingest_jobs(jobs, prefix)}
-    raise AssertionError(f"jobs not finished in {timeout_s}s: {states}")
+        return docs if len(docs) >= count and all(d["status"] in ("COMPLETED", "FAILED") for d in docs) else None
+
+    def states() -> str:
+        return f"{count} finished jobs under {prefix} (now: {dict((d['_id'], d['status']) for d in ingest_jobs(jobs, prefix))})"
+
+    return wait_until(all_ended, timeout_s=timeout_s, interval_s=2, what=states)
 
 
 def run_ingest(client, times=1):
@@ -155,10 +156,8 @@ def test_rest_trigger_with_token_and_priority(airflow, s3_server, jobs):
     created = api.post("/dags/stt_transcribe/dagRuns", json={"logical_date": None, "dag_run_id": "rest-jfk", "conf": {
         "source": f"s3://{BUCKET}/rest/jfk.wav", "language": "en", "model": "tiny.en", "priority": "high", "job_id": "rest-jfk"}})
     assert created.status_code == 200, created.text
-    deadline = time.monotonic() + 300
-    while api.get("/dags/stt_transcribe/dagRuns/rest-jfk").json()["state"] not in ("success", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(1)
+    wait_until(lambda: api.get("/dags/stt_transcribe/dagRuns/rest-jfk").json()["state"] in ("success", "failed"), timeout_s=300, interval_s=1,
+               what="run rest-jfk to end")
     assert api.get("/dags/stt_transcribe/dagRuns/rest-jfk").json()["state"] == "success"
     doc = jobs.find_one({"_id": "rest-jfk"})
     assert doc["status"] == "COMPLETED"
@@ -223,24 +222,16 @@ def test_a_transcribe_task_failed_from_the_ui_leaves_no_whisper_running(airflow,
     s3.upload_file(str(tmp_path / "long.wav"), BUCKET, "kill/long.wav")
     client.trigger("stt_transcribe", {"source": f"s3://{BUCKET}/kill/long.wav", "language": "en", "model": "base", "job_id": "hostile-kill"},
                    run_id="hostile-kill")
-    deadline = time.monotonic() + 180
-    while not whisper_processes_of("hostile-kill"):
-        assert time.monotonic() < deadline, "whisper-cli never started"
-        time.sleep(0.2)
+    wait_until(lambda: whisper_processes_of("hostile-kill"), timeout_s=180, interval_s=0.2, what="whisper-cli to start")
     tis = client._call("GET", "/dags/stt_transcribe/dagRuns/hostile-kill/taskInstances", params={"limit": 100})["task_instances"]
     running = [ti for ti in tis if ti["task_id"] == "transcribe" and ti["state"] == "running"]
     assert running, [(ti["task_id"], ti["map_index"], ti["state"]) for ti in tis]
     for ti in running:
         client._call("PATCH", f"/dags/stt_transcribe/dagRuns/hostile-kill/taskInstances/transcribe/{ti['map_index']}", json={"new_state": "failed"})
-    deadline = time.monotonic() + 60
-    while whisper_processes_of("hostile-kill"):
-        assert time.monotonic() < deadline, "whisper-cli outlived its task"
-        time.sleep(0.5)
+    wait_until(lambda: not whisper_processes_of("hostile-kill"), timeout_s=60, interval_s=0.5, what="whisper-cli to end with its task")
     assert client.wait_for_run("stt_transcribe", "hostile-kill", timeout_s=180)["state"] == "failed"
-    deadline = time.monotonic() + 60
-    while jobs.find_one({"_id": "hostile-kill"})["status"] != "FAILED":
-        assert time.monotonic() < deadline, jobs.find_one({"_id": "hostile-kill"})
-        time.sleep(1)
+    wait_until(lambda: jobs.find_one({"_id": "hostile-kill"})["status"] == "FAILED", timeout_s=60, interval_s=1,
+               what=lambda: f"job hostile-kill to be FAILED ({jobs.find_one({'_id': 'hostile-kill'})})")
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="work/hostile-kill/")
     assert listed.get("KeyCount", 0) == 0, [o["Key"] for o in listed.get("Contents", [])]
 
@@ -332,10 +323,8 @@ def test_cli_submits_many_files_in_one_call_and_follows_them_with_one_progress_l
           f"({', '.join(f'{s:.1f}' for _, _, s in singles)})")
     assert bulk_submit_s < single_submit_s
     submitted = [out[0][1] for out, _, _ in singles] + [line for _, line in bulk]
-    started = time.monotonic()
-    while jobs.count_documents({"_id": {"$in": submitted}, "status": "COMPLETED"}) < len(submitted):
-        assert time.monotonic() - started < 300, "jobs triggered while the DAG was paused did not complete after unpausing"
-        time.sleep(2)
+    wait_until(lambda: jobs.count_documents({"_id": {"$in": submitted}, "status": "COMPLETED"}) >= len(submitted), timeout_s=300, interval_s=2,
+               what="the jobs triggered while the DAG was paused to complete after unpausing")
 
 
 def test_bad_inputs_fail_fast_with_their_reason_beside_good_jobs(airflow, s3_server, jobs, tmp_path):
