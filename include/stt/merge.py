@@ -16,7 +16,8 @@ from stt.audio import Timeline
 from stt.records import ChunkResult, Segment
 from stt.text import is_annotation, norm
 
-REPEAT_LIMIT = 3  # an n-gram said more than this many times in a row is a decoding loop: keep one copy
+REPEAT_LIMIT = 8  # an n-gram said more than this many times in a row is a decoding loop: keep one copy
+# (people do repeat a word or phrase four or five times, "words words words words", "ha ha ha"; a loop runs on)
 MAX_NGRAM = 12
 ALIGN_MARGIN_S = 1.0  # overlap words are searched this far beyond the overlap
 ALIGN_TIME_S = 1.5  # two copies of one word are at most this far apart in time
