@@ -1,6 +1,6 @@
 """Speed: the pipeline against whole-file whisper-cli on this machine, side by side in one run.
 
-    .venv/bin/python -m bench.speed [--repeats 3] [--model base] [--workloads inbox,long,batch] [--inbox-files N] [--json]
+    .venv/bin/python -m bench.speed [--repeats 3] [--model base] [--loop-model base] [--workloads inbox,long,batch] [--inbox-files N] [--json]
 
 Workloads:
   inbox  a mixed inbox as users fill one (bench/inbox.py): 24 files, about 20 minutes, 2 s to nearly 4 minutes,
@@ -10,7 +10,8 @@ Workloads:
   batch  20 one-minute files of the same; both 16 kHz mono WAV (whisper-cli's own input format).
 Each repeat measures, one after another on the idle machine:
 
-  whole-file  whisper-cli on each file with the same model (f16) and all cores (`-t <cores>`), default decoding,
+  whole-file  whisper-cli on each file with the f16 model (`--loop-model`; by default the pipeline's model without
+              its quantization suffix: `base` for `base-q8_0`) and all cores (`-t <cores>`), default decoding,
               writing txt, srt, vtt and json; a workload's files one after another, each told its true language.
               For the inbox, files whisper-cli cannot read (M4A) get a 16 kHz WAV decoded from them once, when
               the inbox is generated, never in the timed loop. Airflow is paused (SIGSTOP) meanwhile, so it
@@ -45,6 +46,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -68,6 +70,11 @@ from stt.whisper import decode_args, is_english_only
 WORKLOADS = ("inbox", "long", "batch")
 LONG_S, BATCH_FILES, BATCH_FILE_S = 600.0, 20, 60.0
 CORPUS_VERSION = 2
+
+
+def f16_model(model: str) -> str:
+    """The f16 model of the same size as a model name (`base-q8_0`, `base-q5_1` → `base`)."""
+    return re.sub(r"-q\d.*$", "", model)
 
 
 def say(message: str) -> None:
@@ -538,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default="base")
+    parser.add_argument("--loop-model", default=None, help="model of the whole-file whisper-cli loop (default: --model without its quantization suffix)")
     parser.add_argument("--workloads", default="", help="comma-separated, of inbox, long, batch (default: all; without inbox for an English-only model)")
     parser.add_argument("--inbox-files", type=int, default=None, help="only the N shortest files of the mixed inbox (default: all 24)")
     parser.add_argument("--long-s", type=float, default=LONG_S, help="length of the long recording (default 600)")
@@ -547,11 +555,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object after the table")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, outputs)")
     args = parser.parse_args(argv)
+    loop_model = args.loop_model or f16_model(args.model)
     workloads = [w for w in args.workloads.split(",") if w] or [w for w in WORKLOADS if w != "inbox" or not is_english_only(args.model)]
     if unknown := set(workloads) - set(WORKLOADS):
         parser.error(f"unknown workloads {sorted(unknown)}; choose from {', '.join(WORKLOADS)}")
-    if "inbox" in workloads and is_english_only(args.model):
-        parser.error(f"the inbox workload has Vietnamese and detects languages: model {args.model!r} is English-only")
+    for model in {args.model, loop_model}:
+        if "inbox" in workloads and is_english_only(model):
+            parser.error(f"the inbox workload has Vietnamese and detects languages: model {model!r} is English-only")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack on `kill` too (finally below)
 
     settings = Settings.from_env()
@@ -561,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     long_wav, batch = recordings(args.long_s, args.batch_files, args.batch_file_s) if {"long", "batch"} & set(workloads) else (None, [])
     root = Path(tempfile.mkdtemp(prefix="stt-bench-speed-"))
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    say(f"work folder {root}; model {args.model}; {cores} cores; pipeline: {settings.whisper.threads} whisper thread(s) × {slots} pool slots; "
+    say(f"work folder {root}; model {args.model}, whole-file loop {loop_model}; {cores} cores; pipeline: {settings.whisper.threads} whisper thread(s) × {slots} pool slots; "
         f"workloads {', '.join(workloads)}")
     pipeline = Pipeline(root, args.model, slots)
     repeats = []
@@ -577,20 +587,20 @@ def main(argv: list[str] | None = None) -> int:
             pipeline.pause()
             try:
                 if "inbox" in workloads:
-                    rep["inbox"]["whole_file"] = inbox_whole_file(inbox, settings, args.model, cores, root / f"whole-inbox-r{i}")
+                    rep["inbox"]["whole_file"] = inbox_whole_file(inbox, settings, loop_model, cores, root / f"whole-inbox-r{i}")
                     say(f"run {i + 1}: whole-file, inbox: {rep['inbox']['whole_file']['wall_s']:.1f} s (sum of {len(inbox)} runs)")
                 if "long" in workloads:
                     with cpu_meter(rep["long"].setdefault("whole_file", {})):
-                        rep["long"]["whole_file"].update(whole_file(long_wav, settings, args.model, cores, root / "whole"))
+                        rep["long"]["whole_file"].update(whole_file(long_wav, settings, loop_model, cores, root / "whole"))
                     say(f"run {i + 1}: whole-file, long: {rep['long']['whole_file']['wall_s']:.1f} s")
                     flags = decode_args(args.model, settings.whisper.word_timing)
                     # no flags of its own (no DTW preset, or STT_WORD_TIMING=tokens): the default run already is like for like
-                    same = whole_file(long_wav, settings, args.model, cores, root / "whole", flags) if flags else rep["long"]["whole_file"]
+                    same = whole_file(long_wav, settings, loop_model, cores, root / "whole", flags) if flags else rep["long"]["whole_file"]
                     rep["long"]["whole_file_same_decoding"] = {"flags": list(flags), **same}
                     say(f"run {i + 1}: whole-file with the pipeline's decoding flags {' '.join(flags) or '(none)'}, long: "
                         f"{rep['long']['whole_file_same_decoding']['wall_s']:.1f} s")
                 if "batch" in workloads:
-                    rep["batch"]["whole_file"] = whole_file_loop([(w, "en") for w in batch], settings, args.model, cores, root / "whole")
+                    rep["batch"]["whole_file"] = whole_file_loop([(w, "en") for w in batch], settings, loop_model, cores, root / "whole")
                     say(f"run {i + 1}: whole-file, batch: {rep['batch']['whole_file']['wall_s']:.1f} s (sum of {len(batch)} runs)")
                 for name, wavs in (("long", [long_wav]), ("batch", batch)):
                     if name in workloads:
@@ -607,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
                     rep[name]["pipeline"] = pipeline.run(wavs, f"{name}-r{i}")
                     say(f"run {i + 1}: pipeline, {name}: {rep[name]['pipeline']['wall_s']:.1f} s")
             repeats.append(rep)
-        extra = {"model": args.model, "cores": cores, "whisper_threads": settings.whisper.threads, "pool_slots": slots, "workloads": workloads,
+        extra = {"model": args.model, "loop_model": loop_model, "cores": cores, "whisper_threads": settings.whisper.threads, "pool_slots": slots, "workloads": workloads,
                  "long_s": args.long_s, "batch_files": args.batch_files, "batch_file_s": args.batch_file_s, "inbox_files": len(inbox)}
         if "long" in workloads:
             pipeline.pause()
