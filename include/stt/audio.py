@@ -699,9 +699,8 @@ def plan_chunks(
 def cut_chunks(wav, plans: list[ChunkPlan], out_dir: Path) -> list[Path]:
     """Write each planned chunk of an already-decoded recording (a WAV path, a Recording or an AudioSegment)
     as its own WAV file (no re-decode): its pieces laid end to end, copied in blocks. Silent chunks are
-    written too. Span edges fall on whole milliseconds; a span reaching past the last sample ends in silence."""
-    import numpy as np
-
+    written too. Span edges fall on whole milliseconds, except that a span reaching the recording's end takes it to its
+    last sample (a one-chunk job hears exactly what whisper-cli on the whole file hears)."""
     source = recording(wav)
     length_ms = round(1000 * source.samples / SAMPLE_RATE)
     per_ms = SAMPLE_RATE // 1000
@@ -709,7 +708,8 @@ def cut_chunks(wav, plans: list[ChunkPlan], out_dir: Path) -> list[Path]:
     files = []
     for plan in plans:
         path = out_dir / f"chunk-{plan.index:05d}.wav"
-        ranges = [(per_ms * min(int(round(s * 1000)), length_ms), per_ms * min(int(round(e * 1000)), length_ms)) for s, e in plan.spans]
+        ranges = [(per_ms * min(int(round(s * 1000)), length_ms), source.samples if round(e * 1000) >= length_ms else per_ms * int(round(e * 1000)))
+                  for s, e in plan.spans]
         with wave.open(str(path), "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)
@@ -718,7 +718,5 @@ def cut_chunks(wav, plans: list[ChunkPlan], out_dir: Path) -> list[Path]:
             for start, end in ranges:
                 for _, block in source.blocks(start, end):
                     out.writeframesraw(block.astype("<i2", copy=False).tobytes())
-                if end > source.samples:
-                    out.writeframesraw(np.zeros(end - max(start, source.samples), dtype="<i2").tobytes())
         files.append(path)
     return files
