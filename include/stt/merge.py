@@ -276,6 +276,9 @@ def merge_chunks(chunks: list[ChunkResult], silences: list | None = None) -> dic
         }
         if chunk.get("silent"):
             entry["silent"] = True
+        if chunk.get("heard_again"):  # recording time, as the rest of the map
+            timeline = Timeline.of_chunk(chunk["start_s"], chunk.get("pieces"))
+            entry["heard_again"] = [[timeline.to_recording(s), timeline.to_recording(e), words] for s, e, words in chunk["heard_again"]]
         if previous_end is not None and chunk["start_s"] < previous_end:
             reach = chunk["start_s"] - ALIGN_MARGIN_S  # splice looks at words ending after this only
             if reach < settled_before:

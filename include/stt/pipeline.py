@@ -6,6 +6,7 @@ results travel through storage under the job's work folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import shutil
@@ -14,7 +15,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
-from stt import audio, batches, storage, whisper
+from stt import audio, batches, hearing, storage, whisper
 from stt.config import LANGUAGES, REFUSED_EXTENSIONS, Settings
 from stt.errors import (InvalidAudio, InvalidParameter, InvalidSource, SourceChanged, SourceNotFound, WhisperCrash, WhisperCrashed,
                         WhisperFailed, WhisperTimeout, WorkFilesGone)
@@ -326,11 +327,18 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
             by_language: dict[str, list[ChunkRef]] = defaultdict(list)
             for ref in audible:
                 by_language[own_languages.get(str(ref["index"]), language)].append(ref)
+            silences = plan_silences(job, settings) if settings.chunking.hear_again_min_s > 0 else []
+            unheard: dict[int, tuple[ChunkRef, whisper.WhisperRun, list[tuple[float, float]]]] = {}
 
             def done(ref: ChunkRef, run: whisper.WhisperRun) -> None:
-                save_chunk_result(job, ref, run, results, settings=settings, store=store)
                 log.bind(chunk=ref["index"]).info("chunk {} ({:.1f}s audio) → {} segment(s), language {} (told {}), whisper {:.2f}s",
                                                   ref["index"], ref["duration_s"], len(run.segments), run.language or "?", run.language_told, run.seconds)
+                spans = hearing.unheard(run.segments, start_s=ref["start_s"], pieces=ref["pieces"], silences=silences,
+                                        min_speech_s=settings.chunking.hear_again_min_s) if silences else []
+                if spans:  # stored once heard again: a retry before that decodes the chunk anew
+                    unheard[ref["index"]] = (ref, run, spans)
+                else:
+                    save_chunk_result(job, ref, run, results, settings=settings, store=store)
 
             runs: list[whisper.ProcessStats] = []
             try:
@@ -346,6 +354,9 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
                         on_result=lambda i, run, group=group: done(group[i], run),
                         nice=settings.whisper.nice,
                     ))
+                if unheard:
+                    runs.extend(hear_again(job, unheard, wavs, folder, results, languages={i: own_languages.get(str(i), language) for i in unheard},
+                                           settings=settings, store=store, log=log))
             except WhisperCrash as exc:
                 ref = group[exc.index]
                 if store.record_crash(job_id, ref["index"], message=str(exc)) >= MAX_CRASHES_PER_CHUNK:
@@ -366,6 +377,54 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
 MAX_CRASHES_PER_CHUNK = 2  # whisper-cli crashing this often on one chunk fails the job (retries would crash again)
 
 
+def plan_silences(job: Job, settings: Settings) -> list[list[float]]:
+    """The silences the chunk step found (recording time), from the plan in the work folder."""
+    with work_files("the chunk plan"):
+        plan = json.loads(storage.read_text(storage.locate(job["source"], settings).work_uri(settings, job["job_id"], "plan.json"), settings))
+    return plan["silences"]
+
+
+def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, results: dict[int, str], *, languages: dict[int, str],
+               settings: Settings, store: JobStore, log) -> list[whisper.ProcessStats]:
+    """Decode each stretch of speech whisper left without words on its own (one whisper-cli process per
+    language), put what it hears among the chunk's words and store the chunks. When that decoding fails,
+    the chunks are stored as first heard (logged with the error)."""
+    stretches: dict[str, list[tuple[int, tuple[float, float], Path]]] = defaultdict(list)
+    for index, (ref, _run, spans) in unheard.items():
+        plans = [audio.ChunkPlan(index=k, start_s=v0, end_s=v1) for k, (v0, v1) in enumerate(spans)]
+        for span, path in zip(spans, audio.cut_chunks(wavs[index], plans, folder / f"again-{index:05d}")):
+            stretches[languages[index]].append((index, span, path))
+    heard: dict[int, list] = defaultdict(list)
+    stats: list[whisper.ProcessStats] = []
+    try:
+        for stretch_language, group in stretches.items():
+            stats.append(whisper.transcribe_many(
+                [path for *_, path in group],
+                cli=settings.whisper.cli,
+                model_path=settings.whisper.model_path(job["model"]),
+                language=stretch_language,
+                threads=settings.whisper.threads,
+                timeout_s=settings.whisper.timeout(sum(v1 - v0 for _, (v0, v1), _ in group)),
+                extra_args=whisper.decode_args(job["model"], settings.whisper.word_timing),
+                on_result=lambda i, run, group=group: heard[group[i][0]].append((group[i][1], run.segments)),
+                nice=settings.whisper.nice,
+            ))
+    except (WhisperFailed, WhisperTimeout):
+        log.exception("hearing again the speech whisper left without words failed; those chunks are kept as first heard")
+        heard.clear()
+    for index, (ref, run, spans) in unheard.items():
+        segments, again = run.segments, []
+        for span, found in heard.get(index, []):
+            segments = hearing.put_in_place(segments, found, span)
+            again.append([*span, hearing.word_count(found)])
+        if again:
+            log.bind(chunk=index).info("chunk {}: {:.1f}s without words in {} stretch(es) heard again: {} word(s) more",
+                                       index, sum(e - s for s, e in spans), len(spans), sum(n for *_, n in again))
+        run = dataclasses.replace(run, segments=segments)
+        save_chunk_result(job, ref, run, results, settings=settings, store=store, heard_again=again)
+    return stats
+
+
 def unique_memory_mb() -> float | None:
     """Memory only this process holds (private pages; a forked task shares the rest with its parent), Linux only."""
     try:
@@ -381,10 +440,13 @@ def task_memory() -> dict:
     return {"rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "uss_mb": unique_memory_mb()}
 
 
-def save_chunk_result(job: Job, ref: ChunkRef, run: whisper.WhisperRun, results: dict[int, str], *, settings: Settings, store: JobStore) -> None:
-    """Put one chunk's result in the work folder and count the chunk as done on the job (once)."""
+def save_chunk_result(job: Job, ref: ChunkRef, run: whisper.WhisperRun, results: dict[int, str], *, settings: Settings, store: JobStore,
+                      heard_again: list | None = None) -> None:
+    """Put one chunk's result in the work folder and count the chunk as done on the job (once). `heard_again`:
+    [start, end, words] of each stretch decoded a second time (hear_again)."""
     meta = {k: ref[k] for k in ("index", "start_s", "end_s", "cut", "overlap_s", "silent", "pieces") if k in ref}
-    storage.write_text(results[ref["index"]], json.dumps({**meta, **run.as_dict()}, ensure_ascii=False), settings)
+    again = {"heard_again": heard_again} if heard_again else {}
+    storage.write_text(results[ref["index"]], json.dumps({**meta, **run.as_dict(), **again}, ensure_ascii=False), settings)
     store.chunk_completed(job["job_id"], ref["index"], seconds=run.seconds, language=run.language, segments=len(run.segments))
 
 

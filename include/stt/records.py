@@ -104,6 +104,7 @@ class ChunkResult(TypedDict):
     language_told: NotRequired[str]
     segments: list[Segment]
     whisper_seconds: NotRequired[float]
+    heard_again: NotRequired[list[list[float]]]  # [start, end, words] (chunk time) of stretches decoded a second time
 
 
 class Merged(TypedDict):

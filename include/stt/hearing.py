@@ -1,0 +1,83 @@
+"""Speech whisper left without words in a chunk, and a second hearing of it put in its place.
+
+whisper sometimes ends a window early (an end-of-text after a sentence) or lets one segment run over what
+follows, and writes nothing for seconds of speech; on a whole file its next window would start there and
+hear it. The chunk planner's silence map says where speech is: a stretch holding more than a few seconds of
+it and no word is decoded again on its own, and what whisper hears there goes in between the words around it.
+"""
+
+from __future__ import annotations
+
+from stt.audio import Timeline
+from stt.merge import Silences, shift_segments
+from stt.records import Segment
+from stt.text import is_annotation
+
+WORD_PAD_S = 0.3  # a word is taken to cover this much more on each side (word times are approximate)
+
+
+def _spoken(segments: list[Segment]) -> list[dict]:
+    """The items that carry text: each word of a timed segment, a whole untimed one; annotations are not text."""
+    items: list[dict] = []
+    for seg in segments:
+        if is_annotation(seg["text"]):
+            continue
+        words = seg.get("words")
+        items.extend((w for w in words if not is_annotation(w["text"])) if words else [seg])
+    return items
+
+
+def unheard(segments: list[Segment], *, start_s: float, pieces, silences, min_speech_s: float) -> list[tuple[float, float]]:
+    """Stretches of a chunk (chunk time) without a word of `segments` (chunk time) that hold at least
+    `min_speech_s` of speech: audio outside `silences` (recording time, the chunk plan's). `pieces`: the
+    recording spans the chunk is made of."""
+    timeline = Timeline.of_chunk(start_s, pieces)
+    speech = Silences(silences)
+    covered = sorted((timeline.to_recording(item["start"]) - WORD_PAD_S, timeline.to_recording(item["end"]) + WORD_PAD_S)
+                     for item in _spoken(segments))
+    found = []
+    for a, b in pieces:
+        at, free = float(a), []
+        for s, e in covered:
+            if e <= at:
+                continue
+            if s >= b:
+                break
+            if s > at:
+                free.append((at, s))
+            at = max(at, e)
+        if at < b:
+            free.append((at, float(b)))
+        for s, e in free:
+            if speech.speech(s, e) >= min_speech_s:
+                found.append((timeline.to_virtual(s), timeline.to_virtual(e)))
+    return found
+
+
+def _first_time(seg: Segment) -> float:
+    words = seg.get("words")
+    return words[0]["start"] if words else seg["start"]
+
+
+def _split(seg: Segment, at: float) -> list[Segment]:
+    """A timed segment whose words lie on both sides of `at` as two segments; any other segment as it is."""
+    words = seg.get("words") or []
+    before, after = [w for w in words if w["start"] < at], [w for w in words if w["start"] >= at]
+    if not before or not after:
+        return [seg]
+    return [{**seg, "start": part[0]["start"], "end": part[-1]["end"], "text": " ".join(w["text"] for w in part), "words": part}
+            for part in (before, after)]
+
+
+def put_in_place(segments: list[Segment], heard: list[Segment], span: tuple[float, float]) -> list[Segment]:
+    """A chunk's segments with `heard` (what whisper heard in `span` of the chunk, times relative to the span's
+    start) among them in time order; a segment whose words run across the span's start is split there."""
+    heard = [seg for seg in shift_segments(heard, span[0]) if not is_annotation(seg["text"])]
+    if not heard:
+        return segments
+    parts = [part for seg in segments for part in _split(seg, span[0])]
+    return sorted(parts + heard, key=_first_time)
+
+
+def word_count(segments: list[Segment]) -> int:
+    return sum(len(item["text"].split()) for item in _spoken(segments))
