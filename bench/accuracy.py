@@ -280,6 +280,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
             "removed_s": round(sum(b - a for a, b in removed), 2),
             "reference_words_removed": reference_words_removed(entry, removed),
             "merge_dropped_words": sum(((transcript.get("removed") or {}).get("words") or {}).values()),
+            "heard_again_words": sum(words for c in transcript["chunks"] for *_, words in c.get("heard_again", [])),
             "pipeline_wer": scored["wer"],
             "pipeline_cer": scored["cer"],
             "silence_words": silence_words(scored["timed"], entry["speech"]),
@@ -300,7 +301,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
 def table(report: dict) -> str:
     methods = report["chunking"]
     head = ["file", "dur s", "whole WER", *[f"{m} WER" for m in methods], "silence words (whole/" + "/".join(methods) + ")",
-            *[f"{m} join dup/lost" for m in methods], *[f"{m} removed s / ref words in it / merge dropped" for m in methods]]
+            *[f"{m} join dup/lost" for m in methods], *[f"{m} removed s / ref words in it / merge dropped / heard again" for m in methods]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def pct(value, cer=None):
@@ -314,7 +315,8 @@ def table(report: dict) -> str:
                  *[pct(by[m]["pipeline_wer"], by[m]["pipeline_cer"]) for m in methods],
                  "/".join([str(row["whole_file_silence_words"]), *[str(by[m]["silence_words"]) for m in methods]]),
                  *[f"{by[m]['join_duplicates']}/{by[m]['join_losses']}" for m in methods],
-                 *[f"{by[m]['removed_s']:.1f} / {by[m]['reference_words_removed']} / {by[m]['merge_dropped_words']}" for m in methods]]
+                 *[f"{by[m]['removed_s']:.1f} / {by[m]['reference_words_removed']} / {by[m]['merge_dropped_words']} / {by[m]['heard_again_words']}"
+                   for m in methods]]
         lines.append("| " + " | ".join(cells) + " |")
     for m in methods:
         pooled = report["pooled"][m]
