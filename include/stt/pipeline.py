@@ -324,17 +324,21 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
             with work_files(f"a chunk of batch {number}"):
                 wavs = {ref["index"]: storage.download(ref["uri"], folder / Path(ref["uri"]).name, settings) for ref in audible}
             speech_s = sum(ref["duration_s"] for ref in audible)
+            def language_of(index: int) -> str:
+                return own_languages.get(str(index), language)
+
             by_language: dict[str, list[ChunkRef]] = defaultdict(list)
             for ref in audible:
-                by_language[own_languages.get(str(ref["index"]), language)].append(ref)
-            silences = plan_silences(job, settings) if settings.chunking.hear_again_min_s > 0 else []
+                by_language[language_of(ref["index"])].append(ref)
+            hear_again_min_s = settings.chunking.hear_again_min_s
+            silences = plan_silences(job, settings) if hear_again_min_s > 0 else []
             unheard: dict[int, tuple[ChunkRef, whisper.WhisperRun, list[tuple[float, float]]]] = {}
 
             def done(ref: ChunkRef, run: whisper.WhisperRun) -> None:
                 log.bind(chunk=ref["index"]).info("chunk {} ({:.1f}s audio) → {} segment(s), language {} (told {}), whisper {:.2f}s",
                                                   ref["index"], ref["duration_s"], len(run.segments), run.language or "?", run.language_told, run.seconds)
                 spans = hearing.unheard(run.segments, start_s=ref["start_s"], pieces=ref["pieces"], silences=silences,
-                                        min_speech_s=settings.chunking.hear_again_min_s) if silences else []
+                                        min_speech_s=hear_again_min_s) if hear_again_min_s > 0 else []
                 if spans:  # stored once heard again: a retry before that decodes the chunk anew
                     unheard[ref["index"]] = (ref, run, spans)
                 else:
@@ -355,7 +359,7 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
                         nice=settings.whisper.nice,
                     ))
                 if unheard:
-                    runs.extend(hear_again(job, unheard, wavs, folder, results, languages={i: own_languages.get(str(i), language) for i in unheard},
+                    runs.extend(hear_again(job, unheard, wavs, folder, results, languages={i: language_of(i) for i in unheard},
                                            settings=settings, store=store, log=log))
             except WhisperCrash as exc:
                 ref = group[exc.index]
