@@ -308,6 +308,9 @@ def job_figures(docs: list[dict], slots: int) -> dict:
         "whisper_s_sum": round(sum(whisper), 3),
         "whisper_s_critical": round(critical, 3),
         "whisper_cpu_s_sum": round(sum(b.get("whisper_cpu_s", 0.0) for b in batches), 3),
+        # language detection (`auto`) runs in the prepare task: its whisper-cli is counted with the task processes
+        "language_windows": sum(len((d.get("language_detected") or {}).get("windows") or []) for d in docs),
+        "language_detection_s_sum": round(sum((d.get("language_detected") or {}).get("seconds") or 0.0 for d in docs), 3),
         "whisper_rss_mb_max": max(b["whisper_rss_mb"] for b in batches),
         "task_rss_mb_max": max(b["task_rss_mb"] for b in batches),
         "task_uss_mb_max": max(b.get("task_uss_mb", b["task_rss_mb"]) for b in batches),
@@ -494,6 +497,8 @@ def inbox_rows(report: dict) -> list[str]:
     cpu = inbox["cpu_s"]
     rows.append(f"inbox CPU seconds (median): whole-file whisper {cpu['whole_file']['whisper']:.1f}, other {cpu['whole_file']['other']:.1f}; "
                 f"pipeline whisper {cpu['pipeline']['whisper']:.1f}, other {cpu['pipeline']['other']:.1f}")
+    last = report["repeats"][-1]["inbox"]["pipeline"]
+    rows.append(f"pipeline language detection (last run): {last['language_windows']} window(s), {last['language_detection_s_sum']:.1f} s")
     wrong = inbox["language_misdetected"][-1]
     rows.append(f"language detected wrongly by the pipeline (last run): {', '.join(wrong) if wrong else 'none'}")
     return rows

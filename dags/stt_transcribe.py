@@ -1,4 +1,4 @@
-"""stt_transcribe: one recording → validate → chunk → transcribe (mapped per batch of chunks) → merge → publish.
+"""stt_transcribe: one recording → prepare (validate, chunk) → transcribe (mapped per batch of chunks) → finish (merge, publish).
 
 Thin on purpose: the steps live in include/stt/pipeline.py.
 """
@@ -28,21 +28,20 @@ SETTINGS = Settings.from_env()
     doc_md=__doc__,
 )
 def stt_transcribe():
+    # Three task instances for a one-batch job: each costs scheduling, a task process and API calls, a third of
+    # the machine on an inbox of short files when every step was a task of its own.
     # multiple_outputs=False: a task's dict result is one XCom, not one more per key (each is an API call and a
-    # database write; validate alone pushed 9).
+    # database write).
     @task(pool=SETTINGS.airflow.steps_pool, multiple_outputs=False)
-    def validate() -> dict:
+    def prepare() -> list[dict]:
+        """validate → chunk: the transcription batches; the job travels as the XCom `job`."""
         from stt import pipeline
 
         context = get_current_context()
         run = context["dag_run"]
-        return run_step(pipeline.validate, dict(context["params"]), job_id=job_id_from_context(context), dag_id=run.dag_id, run_id=run.run_id)
-
-    @task(pool=SETTINGS.airflow.steps_pool, multiple_outputs=False)
-    def chunk(job: dict) -> list[dict]:
-        from stt import pipeline
-
-        return run_step(pipeline.chunk, job)
+        job, batches = run_step(pipeline.prepare, dict(context["params"]), job_id=job_id_from_context(context), dag_id=run.dag_id, run_id=run.run_id)
+        context["ti"].xcom_push(key="job", value=job)
+        return batches
 
     @task(
         multiple_outputs=False,
@@ -59,21 +58,15 @@ def stt_transcribe():
         return run_step(pipeline.transcribe, job, batch, attempt=context["ti"].try_number, worker=worker_id())
 
     @task(pool=SETTINGS.airflow.steps_pool, multiple_outputs=False)
-    def merge(job: dict, batch_results: list[dict]) -> dict:
+    def finish(job: dict, batch_results: list[dict]) -> dict:
+        """merge → publish: the published transcripts by format."""
         from stt import pipeline
 
-        return run_step(pipeline.merge, job, list(batch_results))
+        return run_step(pipeline.finish, job, list(batch_results))
 
-    @task(pool=SETTINGS.airflow.steps_pool, multiple_outputs=False)
-    def publish(job: dict, merged: dict) -> dict:
-        from stt import pipeline
-
-        return run_step(pipeline.publish, job, merged)
-
-    job = validate()
-    batches = chunk(job)
-    results = transcribe.partial(job=job).expand(batch=batches)
-    publish(job, merge(job, results))
+    batches = prepare()
+    job = batches["job"]
+    finish(job, transcribe.partial(job=job).expand(batch=batches))
 
 
 stt_transcribe()

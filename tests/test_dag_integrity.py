@@ -22,7 +22,7 @@ def test_transcribe_dag_shape():
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(REPO / "dags")).dags["stt_transcribe"]
-    assert [t.task_id for t in dag.topological_sort()] == ["validate", "chunk", "transcribe", "merge", "publish"]
+    assert [t.task_id for t in dag.topological_sort()] == ["prepare", "transcribe", "finish"]
     assert dag.params["language"] == "auto"
     assert dag.default_args["retry_exponential_backoff"]
     assert dag.default_args["retries"] >= 1

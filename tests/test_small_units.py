@@ -88,10 +88,9 @@ def test_priority_policy_puts_transcription_first_within_a_priority_and_prioriti
         task_instance_mutation_hook(ti, SimpleNamespace(conf={"priority": priority}))
         return ti.priority_weight
 
-    order = ["transcribe", "merge", "chunk", "validate"]
-    assert [weight(t, "normal") for t in order] == sorted((weight(t, "normal") for t in order), reverse=True)
-    assert weight("publish", "normal") == weight("merge", "normal")
-    assert weight("validate", "high") > weight("transcribe", "normal") > weight("validate", "normal") > weight("transcribe", "low")
+    order = ["transcribe", "finish", "prepare"]
+    assert [weight(t, "normal") for t in order] == sorted({weight(t, "normal") for t in order}, reverse=True)
+    assert weight("prepare", "high") > weight("transcribe", "normal") > weight("prepare", "normal") > weight("transcribe", "low")
     other = SimpleNamespace(dag_id="stt_ingest", task_id="scan", priority_weight=7)
     task_instance_mutation_hook(other, SimpleNamespace(conf={"priority": "high"}))
     assert other.priority_weight == 7

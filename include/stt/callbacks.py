@@ -27,12 +27,19 @@ def _describe(context) -> tuple[str, str, str]:
     return error_code(exc), message, step_label(context["ti"])
 
 
+def failed_step(context, task_label: str) -> str:
+    """The pipeline step a task failed in (pipeline.timed_step names it: a task may run several steps), else the task."""
+    exc = context.get("exception")
+    return next((e.failed_step for e in (exc, getattr(exc, "__cause__", None)) if getattr(e, "failed_step", None)), task_label)
+
+
 def on_task_failure(context) -> None:
     """Record FAILED with the reason on the job; never raises (a broken mirror must not hide the failure)."""
     from stt.jobs import JobStore
 
     job_id = job_id_from_context(context)
-    code, message, step = _describe(context)
+    code, message, label = _describe(context)
+    step = failed_step(context, label)
     settings = Settings.from_env()
     try:
         JobStore.from_airflow(settings).fail(job_id, code=code, message=message, step=step, run_id=context["dag_run"].run_id)

@@ -286,12 +286,12 @@ def ensure_airflow(state: dict) -> None:
 
 
 def size_pools(client) -> None:
-    """whisper: cores ÷ threads per whisper-cli; stt_steps (validate, chunk, merge, publish): one per core. The pools
+    """whisper: cores ÷ threads per whisper-cli; stt_steps (prepare, finish): one per core. The pools
     bound what runs; `[core] parallelism` (airflow.cfg) leaves the executor spare slots for finished tasks'
     lingering supervisors, so a queued task never waits for an executor slot."""
     cores = os.cpu_count() or 1
     client.set_pool(WHISPER_POOL, max(1, cores // Settings.from_env().whisper.threads), "whisper-cli processes at once (CPU cores / threads per process)")
-    client.set_pool(STEPS_POOL, cores, "stt_transcribe's short steps at once (validate, chunk, merge, publish)")
+    client.set_pool(STEPS_POOL, cores, "stt_transcribe's short tasks at once (prepare, finish)")
 
 
 def prepare_airflow(state: dict) -> None:

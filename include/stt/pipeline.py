@@ -1,4 +1,5 @@
 """The steps of one transcription job, free of Airflow: validate → chunk → transcribe (per chunk) → merge → publish.
+The DAG runs validate and chunk as one task (`prepare`), merge and publish as one (`finish`).
 
 Each step takes small dicts and returns small dicts (they travel as XCom); audio, chunks and chunk
 results travel through storage under the job's work folder.
@@ -28,11 +29,17 @@ from stt.records import Batch, BatchResult, ChunkRef, Decoding, Job, JobOptions,
 
 @contextmanager
 def timed_step(store: JobStore, job_id: str, step: str, batch: int | None = None):
-    """Log a step's start and end with its duration, and record the duration on the job."""
+    """Log a step's start and end with its duration, and record the duration on the job. An error leaving a
+    step of the prepare or finish task carries the step's name (`failed_step`, recorded on the job)."""
     log = logger.bind(job_id=job_id, batch=batch)
     log.info("{} started", step)
     started = time.monotonic()
-    yield log
+    try:
+        yield log
+    except Exception as exc:
+        if batch is None and not hasattr(exc, "failed_step"):
+            exc.failed_step = step  # type: ignore[attr-defined]
+        raise
     seconds = time.monotonic() - started
     log.info("{} finished in {:.2f}s", step, seconds)
     store.add_timing(job_id, step if batch is None else f"{step}.batch{batch}", seconds)
@@ -50,7 +57,7 @@ def work_files(what: str):
         yield
     except FileNotFoundError as exc:
         raise WorkFilesGone(f"{what} is gone from the work folder (removed when the job finished or failed for good): "
-                            "clear the run from its first task (validate) to transcribe again") from exc
+                            "clear the run from its first task (prepare) to transcribe again") from exc
 
 
 def completed_by_this_run(job: Job, store: JobStore, step: str) -> dict | None:
@@ -115,6 +122,17 @@ def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: S
         log.info("source {} ok: {} bytes, {:.2f}s of {} audio, {} Hz, {} channel(s) (download {:.2f}s, probe {:.2f}s)", location.uri, size,
                  info.duration_s, info.codec, info.sample_rate, info.channels, probe_started - fetch_started, probe_done - probe_started)
     return {"job_id": job_id, "run_id": run_id, "source": location.uri, "etag": obj.etag, **checked, "duration_s": info.duration_s, "size_bytes": size}
+
+
+def prepare(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: Settings, store: JobStore) -> tuple[Job, list[Batch]]:
+    """validate then chunk, in one task: the job and its transcription batches."""
+    job = validate(params, job_id=job_id, dag_id=dag_id, run_id=run_id, settings=settings, store=store)
+    return job, chunk(job, settings=settings, store=store)
+
+
+def finish(job: Job, batch_results: list[BatchResult], *, settings: Settings, store: JobStore) -> dict[str, str]:
+    """merge then publish, in one task: the published transcripts by format."""
+    return publish(job, merge(job, batch_results, settings=settings, store=store), settings=settings, store=store)
 
 
 def check_unchanged(uri: str, claimed: str | None, current: str) -> None:

@@ -2,8 +2,8 @@
 
 A run's `priority` (high/normal/low, from the trigger conf) scales the priority_weight of its task
 instances, so busy workers take high-priority jobs first. Within one priority, transcription goes first,
-then the steps that finish a job, then those that start one: with many jobs queued, a freed whisper slot
-is refilled at once instead of waiting behind the validate and chunk steps of every job triggered
+then the task that finishes a job, then the one that starts one: with many jobs queued, a freed whisper slot
+is refilled at once instead of waiting behind the prepare task of every job triggered
 (Airflow's default weight rule, `downstream`, does the opposite). Measured with `python -m bench.speed`:
 20 one-minute jobs at once waited 21 s for their first transcription under the default.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from stt.dag_params import PRIORITY_WEIGHTS
 
 PRIORITISED_DAGS = ("stt_transcribe",)
-STEP_WEIGHTS = {"transcribe": 4, "merge": 3, "publish": 3, "chunk": 2, "validate": 1}
+STEP_WEIGHTS = {"transcribe": 4, "finish": 3, "prepare": 1}
 
 
 def task_instance_mutation_hook(task_instance, dag_run) -> None:

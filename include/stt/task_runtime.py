@@ -38,7 +38,7 @@ def worker_id() -> str:
 
 
 def step_label(ti) -> str:
-    """`transcribe[3]` for a mapped task instance, `validate` otherwise."""
+    """`transcribe[3]` for a mapped task instance, `prepare` otherwise."""
     map_index = getattr(ti, "map_index", -1)
     return ti.task_id if map_index in (-1, None) else f"{ti.task_id}[{map_index}]"
 

@@ -163,7 +163,7 @@ def test_rest_trigger_with_token_and_priority(airflow, s3_server, jobs):
     assert doc["status"] == "COMPLETED"
     tis = api.get("/dags/stt_transcribe/dagRuns/rest-jfk/taskInstances", params={"limit": 100}).json()["task_instances"]
     weights = {ti["task_id"]: ti["priority_weight"] for ti in tis}
-    assert weights == {"validate": 100, "chunk": 200, "transcribe": 400, "merge": 300, "publish": 300}, \
+    assert weights == {"prepare": 100, "transcribe": 400, "finish": 300}, \
         "priority=high must scale every task's priority_weight, transcription first"
     assert {ti["pool"] for ti in tis if ti["task_id"] == "transcribe"} == {"whisper"}
     assert "preloaded the task modules in the scheduler" in stack.log_file.read_text(), "plugins/stt_preload.py did not run"
@@ -354,6 +354,8 @@ def test_bad_inputs_fail_fast_with_their_reason_beside_good_jobs(airflow, s3_ser
         outcomes[name] = (doc["status"], (doc.get("error") or {}).get("code"))
         if status == "FAILED":
             assert outcomes[name] == ("FAILED", check), (name, doc.get("error"))
+            # the step inside the prepare task: only a decode shorter than the header said is found by chunk
+            assert doc["error"]["step"] == ("chunk" if check == "TRUNCATED_AUDIO" else "validate"), (name, doc["error"])
         else:
             assert doc["status"] == "COMPLETED", (name, doc.get("error"))
             text = normalise(transcript_of(s3, doc))
