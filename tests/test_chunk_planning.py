@@ -213,3 +213,24 @@ def test_quieter_real_speech_is_never_taken_for_silence(kind, tmp_path):
         speech_level = float(np.percentile(levels[lo:hi], 95))
         lost = levels[lo:hi][~heard[lo:hi]]
         assert not len(lost) or lost.max() < min(floor + 18, speech_level - 10), (kind, start, end, floor, speech_level, float(lost.max()))
+
+
+def test_no_aligned_word_of_a_quiet_noisy_real_recording_is_left_out(tmp_path):
+    """Real recordings whose speech stands only 10-20 dB over their noise (MFA's corpus clips, with its word
+    alignments): every aligned word is in the audio the plan gives whisper (the quietest stretches of speech
+    are no silence)."""
+    import csv
+
+    from bench.speech import MANIFEST, SPEECH_DIR, ffmpeg
+    from bench.word_times import references
+
+    rows = [r for r in csv.DictReader(MANIFEST.open(), delimiter="\t") if "corpus" in r["file"]]
+    aligned = references(rows)
+    assert set(aligned) == {"acoustic_corpus", "cold_corpus"}, sorted(aligned)
+    for name, words in aligned.items():
+        wav = tmp_path / f"{name}.wav"
+        ffmpeg("-i", str(SPEECH_DIR / "clips" / f"{name}.flac"), "-ar", "16000", "-ac", "1", str(wav))
+        plan = audio.plan_chunks(wav, "silence", **KNOBS, min_silence_s=0.3, below_speech_db=35.0, keep_silence_s=1.0)
+        kept = [span for c in plan.chunks if not c.silent for span in c.spans]
+        left_out = [(w, a, b) for w, a, b in words if sum(max(0.0, min(b, e) - max(a, s)) for s, e in kept) < 0.5 * (b - a)]
+        assert len(words) > 40 and not left_out, (name, plan.removed(), left_out)

@@ -303,7 +303,8 @@ def frame_levels(audio) -> np.ndarray:
 
 LOCAL_WINDOW_S = 10.0  # the speech level is measured this far on each side of every moment
 LOCAL_STEP_S = 1.0  # ...every this many seconds, interpolated in between
-FLOOR_MARGIN_DB = (6.0, 12.0)  # silence lies at least the first and at most the second this far over the noise floor
+FLOOR_MARGIN_DB = (6.0, 12.0)  # silence lies at least the first and at most the second this far over the noise floor...
+SPEECH_CONTRAST_DB = 25.0  # ...and always at least this far under the speech level of the loudest stretch
 
 
 def local_percentiles(levels, percentiles: tuple[float, ...], window_s: float = LOCAL_WINDOW_S, step_s: float = LOCAL_STEP_S):
@@ -348,8 +349,11 @@ def noise_floor(levels) -> float:
 def silence_threshold(levels, below_speech_db: float):
     """The level under which each frame counts as silence: `below_speech_db` under the local speech level
     (95th percentile of the frames within LOCAL_WINDOW_S), but between 6 and 12 dB over the recording's noise
-    floor (`noise_floor`). Silence means no speech, not quieter speech: a far or quiet talker next to a loud
-    one, a level that steps down, a fade, all stay well over the noise floor and are kept; a recording with no
+    floor (`noise_floor`), and at least SPEECH_CONTRAST_DB under the speech level of the recording's loudest
+    stretch. Silence means no speech, not quieter speech: a far or quiet talker next to a loud one, a level
+    that steps down, a fade, all stay well over the noise floor and are kept; in a noisy recording, where
+    speech stands less than about 30 dB over its noise (and its quietest stretches, which set the floor, are
+    still speech), little or nothing is confidently silence and the audio is kept; a recording with no
     dynamics (steady noise, room tone) has next to no silence by this measure, and the silent-chunk check
     decides instead. Returns one threshold (dB, float32) per LOCAL_STEP_S, holding for its frames."""
     import numpy as np
@@ -357,11 +361,12 @@ def silence_threshold(levels, below_speech_db: float):
     if not len(levels):
         return np.zeros(0, dtype=np.float32)
     floor = noise_floor(levels)
-    (threshold,) = local_percentiles(levels, (95,))
+    (speech,) = local_percentiles(levels, (95,))
     low, high = FLOOR_MARGIN_DB
-    threshold -= below_speech_db
+    threshold = speech - below_speech_db
     np.minimum(threshold, floor + high, out=threshold)
     np.maximum(threshold, floor + low, out=threshold)
+    np.minimum(threshold, float(speech.max()) - SPEECH_CONTRAST_DB, out=threshold)
     return threshold
 
 
