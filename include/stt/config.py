@@ -88,7 +88,7 @@ class WhisperSettings(Group):
     default_model: str = env("STT_DEFAULT_MODEL", "base")  # multilingual: the default language is auto (detected)
     threads: int = env("STT_WHISPER_THREADS", 1)
     nice: int = env("STT_WHISPER_NICE", 10)  # whisper-cli runs this much below normal CPU priority: orchestration never waits behind it
-    word_timing: str = env("STT_WORD_TIMING", "dtw")  # whisper.WORD_TIMINGS: dtw (exact word times, slower) or tokens (whisper's own)
+    word_timing: str = env("STT_WORD_TIMING", "dtw")  # whisper.WORD_TIMINGS: dtw (exact word times, slower) or tokens (whisper's own); for jobs publishing JSON
     transcribe_lanes: int = env("STT_TRANSCRIBE_LANES", 0)  # whisper tasks one job may run at once; 0: this machine's cores / threads
     timeout_factor: float = env("STT_WHISPER_TIMEOUT_FACTOR", 10.0)
     timeout_min_s: float = env("STT_WHISPER_TIMEOUT_MIN_S", 120.0)

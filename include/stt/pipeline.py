@@ -302,6 +302,14 @@ def decide_language(job: Job, plan: audio.Plan, files: list[Path], *, settings: 
     return {"language": decided, "chunk_languages": {}}
 
 
+def job_decode_args(job: Job, settings: Settings) -> tuple[str, ...]:
+    """whisper-cli flags for the job's chunks: word times from DTW (STT_WORD_TIMING) only when the job
+    publishes JSON, the one format with word times (srt, vtt and txt use segment times, as exact with
+    whisper's token times once the merge snaps them, and DTW costs about a quarter more whisper time)."""
+    timing = settings.whisper.word_timing if "json" in (job.get("formats") or FORMATS) else "tokens"
+    return whisper.decode_args(job["model"], timing)
+
+
 def chunk_result_uri(job: Job, index: int, settings: Settings) -> str:
     return storage.locate(job["source"], settings).work_uri(settings, job["job_id"], "results", f"chunk-{index:05d}.json")
 
@@ -372,7 +380,7 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
                         language=chunk_language,
                         threads=settings.whisper.threads,
                         timeout_s=settings.whisper.timeout(sum(ref["duration_s"] for ref in group)),
-                        extra_args=whisper.decode_args(job["model"], settings.whisper.word_timing),
+                        extra_args=job_decode_args(job, settings),
                         on_result=lambda i, run, group=group: done(group[i], run),
                         nice=settings.whisper.nice,
                     ))
@@ -427,7 +435,7 @@ def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, res
                 language=stretch_language,
                 threads=settings.whisper.threads,
                 timeout_s=settings.whisper.timeout(sum(v1 - v0 for _, (v0, v1), _ in group)),
-                extra_args=whisper.decode_args(job["model"], settings.whisper.word_timing),
+                extra_args=job_decode_args(job, settings),
                 on_result=lambda i, run, group=group: heard[group[i][0]].append((group[i][1], run.segments)),
                 nice=settings.whisper.nice,
             ))
