@@ -21,15 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench import accuracy, corpus, speech, word_times
+from bench.speed import timed_process
 from stt import whisper
 
 FULL_CTX = 1500  # whisper's encoder positions: 30 s of 20 ms frames
@@ -56,18 +55,11 @@ def run_cli(wav: Path, *, language: str, cli: Path, model_path: Path, args: tupl
     cmd = [str(cli), "-m", str(model_path), "-l", language, "-t", str(threads), "-ojf", *args,
            *(("-ac", str(ctx)) if ctx else ()), "-f", str(wav), "-of", str(out)]
     out.with_suffix(".json").unlink(missing_ok=True)
-    with tempfile.TemporaryFile() as stderr:
-        started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.monotonic() - started
-        stderr.seek(0)
-        log = stderr.read().decode(errors="replace")
+    returncode, figures, log = timed_process(cmd)
     encode = _ENCODE.search(log)
-    run = {"ac": ctx, "returncode": proc.returncode, "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "wall_s": round(wall, 3),
+    run = {"ac": ctx, "returncode": returncode, "cpu_s": figures["cpu_s"], "wall_s": figures["wall_s"],
            "encode_s": round(float(encode.group(1)) / 1000, 3) if encode else None, "segments": []}
-    if proc.returncode == 0 and out.with_suffix(".json").is_file():
+    if returncode == 0 and out.with_suffix(".json").is_file():
         run["segments"] = whisper.parse_output(out.with_suffix(".json").read_bytes()).segments
     else:
         run["error"] = " | ".join(log.strip().splitlines()[-3:])

@@ -143,17 +143,25 @@ def cpu_meter(result: dict):
     result["cpu_s_by"] = {k: round(v, 1) for k, v in sorted(by.items()) if v >= 0.05}
 
 
+def timed_process(args: list[str]) -> tuple[int, dict, str]:
+    """Run one process to its end: its exit code; wall seconds, CPU seconds and peak resident memory; its stderr."""
+    with tempfile.TemporaryFile() as stderr:
+        started = time.monotonic()
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        stderr.seek(0)
+        log = stderr.read().decode(errors="replace")
+    figures = {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    return os.waitstatus_to_exitcode(status), figures, log
+
+
 def run_whisper_cli(args: list[str]) -> dict:
     """One whisper-cli process: wall seconds, CPU seconds and peak resident memory."""
-    started = time.monotonic()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"whisper-cli failed ({proc.returncode}): {proc.stderr.read().decode(errors='replace')[-1000:]}")
-    proc.stderr.close()
-    return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    returncode, figures, log = timed_process(args)
+    if returncode != 0:
+        raise RuntimeError(f"whisper-cli failed ({returncode}): {log[-1000:]}")
+    return figures
 
 
 def whole_file(wav: Path, settings: Settings, model: str, threads: int, out_dir: Path, extra_args: tuple[str, ...] = (),

@@ -350,12 +350,12 @@ def silence_threshold(levels, below_speech_db: float):
     """The level under which each frame counts as silence: `below_speech_db` under the local speech level
     (95th percentile of the frames within LOCAL_WINDOW_S), but between 6 and 12 dB over the recording's noise
     floor (`noise_floor`), and at least SPEECH_CONTRAST_DB under the speech level of the recording's loudest
-    stretch when that is loud enough to be speech (SILENT_PEAK_DB). Silence means no speech, not quieter speech: a far or quiet talker next to a loud one, a level
-    that steps down, a fade, all stay well over the noise floor and are kept; in a noisy recording, where
-    speech stands less than about 30 dB over its noise (and its quietest stretches, which set the floor, are
-    still speech), little or nothing is confidently silence and the audio is kept; a recording with no
-    dynamics (steady noise, room tone) has next to no silence by this measure, and the silent-chunk check
-    decides instead. Returns one threshold (dB, float32) per LOCAL_STEP_S, holding for its frames."""
+    stretch when that is loud enough to be speech (SILENT_PEAK_DB). Silence means no speech, not quieter
+    speech: a far or quiet talker next to a loud one, a level that steps down, a fade, all stay well over
+    the noise floor and are kept; in a noisy recording, where speech stands less than about 30 dB over its
+    noise (and its quietest stretches, which set the floor, are still speech), little or nothing is
+    confidently silence and the audio is kept; a recording with no dynamics (steady noise, room tone) has
+    next to no silence by this measure, and the silent-chunk check decides instead. Returns one threshold (dB, float32) per LOCAL_STEP_S, holding for its frames."""
     import numpy as np
 
     if not len(levels):

@@ -350,6 +350,7 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
             with work_files(f"a chunk of batch {number}"):
                 wavs = {ref["index"]: storage.download(ref["uri"], folder / Path(ref["uri"]).name, settings) for ref in audible}
             speech_s = sum(ref["duration_s"] for ref in audible)
+
             def language_of(index: int) -> str:
                 return own_languages.get(str(index), language)
 
