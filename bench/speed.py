@@ -308,6 +308,7 @@ def job_figures(docs: list[dict], slots: int) -> dict:
     batches = [b for d in docs for b in (d.get("batches") or {}).values() if "whisper_s" in b]
     whisper = [b["whisper_s"] for b in batches]
     critical = max(max(whisper), sum(whisper) / slots)
+    detections = [d.get("language_detected") or {} for d in docs]
     return {
         "jobs": len(docs),
         "audio_s": round(sum(d["duration_s"] for d in docs), 1),
@@ -316,9 +317,11 @@ def job_figures(docs: list[dict], slots: int) -> dict:
         "whisper_s_sum": round(sum(whisper), 3),
         "whisper_s_critical": round(critical, 3),
         "whisper_cpu_s_sum": round(sum(b.get("whisper_cpu_s", 0.0) for b in batches), 3),
-        # language detection (`auto`) runs in the prepare task: its whisper-cli is counted with the task processes
-        "language_windows": sum(len((d.get("language_detected") or {}).get("windows") or []) for d in docs),
-        "language_detection_s_sum": round(sum((d.get("language_detected") or {}).get("seconds") or 0.0 for d in docs), 3),
+        # language detection (`auto`) of longer recordings runs in the prepare task: its whisper-cli is counted with
+        # the task processes; a short recording's chunks detect theirs while they are transcribed (in whisper's time)
+        "language_windows": sum(len(detected.get("windows") or []) for detected in detections if not detected.get("while_transcribing")),
+        "language_detection_s_sum": round(sum(detected.get("seconds") or 0.0 for detected in detections if not detected.get("while_transcribing")), 3),
+        "language_votes_while_transcribing": sum(bool(detected.get("while_transcribing")) for detected in detections),
         "whisper_rss_mb_max": max(b["whisper_rss_mb"] for b in batches),
         "task_rss_mb_max": max(b["task_rss_mb"] for b in batches),
         "task_uss_mb_max": max(b.get("task_uss_mb", b["task_rss_mb"]) for b in batches),

@@ -7,6 +7,7 @@ Vietnamese speech is made with espeak-ng (`-v vi`).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -92,7 +93,8 @@ def test_vietnamese_is_detected_and_an_english_window_of_a_mixed_recording_keeps
 
     detected = jobs.find_one({"_id": "lang-vi"})["language_detected"]
     assert detected["language"] == "vi" and detected["windows"][0]["p"] > 0.5, detected
-    assert [r["language_told"] for r in chunk_results.values()] == ["vi"] * len(chunk_results)
+    assert detected["while_transcribing"]  # a short recording: its one batch detected and voted
+    assert [r["language"] for r in chunk_results.values()] == ["vi"] * len(chunk_results)
     assert transcript["language"] == "vi"
     assert {"xin", "chào", "hôm", "nay"} <= set(normalise(transcript["text"]).split()), transcript["text"]
 
@@ -102,9 +104,56 @@ def test_vietnamese_is_detected_and_an_english_window_of_a_mixed_recording_keeps
 
     detected = jobs.find_one({"_id": "lang-mixed"})["language_detected"]
     assert detected["mixed"] and sorted(w["language"] for w in detected["windows"]) == ["en", "vi"], detected
-    assert sorted((r["language_told"], r["language"]) for r in chunk_results.values()) == [("en", "en"), ("vi", "vi")]
+    assert sorted(r["language"] for r in chunk_results.values()) == ["en", "vi"]
     assert [c["language"] for c in transcript["chunks"]] == ["vi", "en"]
     assert "ask not what your country can do for you" in normalise(transcript["text"])
+
+
+def test_a_chunk_that_loses_the_vote_is_decoded_again_told_the_winner(steps, jobs, tmp_path):
+    """A short recording's batch detects on every chunk and votes (pipeline.decode_and_vote), real whisper."""
+    from stt import pipeline, whisper
+    from stt.log import logger
+
+    root, settings, store = steps
+    vietnamese = vietnamese_speech(tmp_path)
+    wavs = {0: tmp_path / "chunk-0.wav", 1: tmp_path / "chunk-1.wav"}
+    vietnamese.export(wavs[0], format="wav")
+    vietnamese[:1000].export(wavs[1], format="wav")  # one second of it: whisper hears another language, unsure
+    refs = [{"index": 0, "start_s": 0.0, "end_s": 9.0, "duration_s": 9.0}, {"index": 1, "start_s": 12.0, "end_s": 13.0, "duration_s": 1.0}]
+    store.start("lang-vote", source="file:///x.wav", language="auto", model="base", dag_id="test", run_id="r1")
+    told = []
+
+    def decode(chunks, language, on_result):
+        told.append((language, [ref["index"] for ref in chunks]))
+        return whisper.transcribe_many([wavs[ref["index"]] for ref in chunks], cli=settings.whisper.cli, model_path=settings.whisper.model_path("base"),
+                                       language=language, threads=2, timeout_s=120, on_result=lambda i, run: on_result(chunks[i], run))
+
+    heard = {}
+    languages = pipeline.decode_and_vote({"job_id": "lang-vote"}, refs, {"0": 8.8, "1": 1.0}, decode, heard, store=store, log=logger)
+
+    detected = jobs.find_one({"_id": "lang-vote"})["language_detected"]
+    assert detected["while_transcribing"] and detected["language"] == "vi" and not detected["mixed"], detected
+    assert detected["windows"][1]["language"] != "vi" and detected["windows"][1]["p"] < 0.8, detected
+    assert told == [("auto", [0, 1]), ("vi", [1])]  # decoded again, told the winner
+    assert languages == {0: "vi", 1: "vi"} and heard[1].language_told == "vi" and heard[0].language_told == "auto"
+
+
+def encoder_passes_and_text(settings, wav, language: str, folder) -> tuple[int, str]:
+    """How many encoder passes whisper-cli made on a WAV (from its timings) and the text it wrote."""
+    out = folder / f"out-{language}"
+    done = subprocess.run([str(settings.whisper.cli), "-m", str(settings.whisper.model_path("base")), "-f", str(wav), "-l", language,
+                           "-t", "2", "-otxt", "-of", str(out)], capture_output=True, text=True, check=True)
+    passes = re.search(r"encode time =.*/\s*(\d+) runs", done.stderr)
+    assert passes, done.stderr[-2000:]
+    return int(passes.group(1)), out.with_suffix(".txt").read_text()
+
+
+def test_a_detected_language_costs_no_second_encoder_pass(whisper_ready, tmp_path):
+    """whisper.cpp as provisioned (whisper/patches) reuses the detection's encoder pass for the first window."""
+    told = encoder_passes_and_text(whisper_ready, JFK_WAV, "en", tmp_path)
+    detected = encoder_passes_and_text(whisper_ready, JFK_WAV, "auto", tmp_path)
+    assert told[0] == detected[0] == 1, (told, detected)
+    assert detected[1] == told[1] and normalise(told[1]) == normalise(JFK_TEXT)
 
 
 def test_windows_are_chunks_of_speech_spread_over_the_recording():

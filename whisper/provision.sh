@@ -268,7 +268,23 @@ build_key() {
   local cpu cxx
   cpu=$( (grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || uname -m) | sha256_of /dev/stdin | cut -c1-16)
   cxx=$( (c++ --version 2>/dev/null || true) | head -n1)
-  printf 'sdist=%s cmake=[%s] cxx=[%s] cpu=%s\n' "$SDIST_SHA256" "${CMAKE_ARGS[*]}" "$cxx" "$cpu"
+  printf 'sdist=%s patches=%s cmake=[%s] cxx=[%s] cpu=%s\n' "$SDIST_SHA256" "$(patches_sha)" "${CMAKE_ARGS[*]}" "$cxx" "$cpu"
+}
+
+patches_sha() {  # one sha256 over whisper/patches/*.patch (names and contents), "none" without any
+  local files=("$WHISPER_DIR"/patches/*.patch)
+  [[ -e ${files[0]} ]] || { echo none; return; }
+  { for f in "${files[@]}"; do basename "$f"; cat "$f"; done; } | sha256_of /dev/stdin | cut -c1-16
+}
+
+apply_patches() {  # our changes to whisper.cpp's source (whisper/patches/README.md says what each does)
+  local f
+  for f in "$WHISPER_DIR"/patches/*.patch; do
+    [[ -e $f ]] || continue
+    command -v patch >/dev/null 2>&1 || die "patch not found (Debian: apt-get install -y patch, part of build-essential)"
+    patch -p1 --batch --forward --silent -d "$SRC/whisper.cpp" <"$f" || die "patch $(basename "$f") does not apply to whisper.cpp of pywhispercpp $PYWHISPERCPP_VERSION"
+    log "build: applied $(basename "$f")"
+  done
 }
 
 build_whisper() {
@@ -283,6 +299,7 @@ build_whisper() {
   command -v cmake >/dev/null 2>&1 || die "cmake not found (Debian: apt-get install -y cmake build-essential)"
   command -v c++ >/dev/null 2>&1 || die "C++ compiler not found (Debian: apt-get install -y build-essential)"
   need_sdist
+  apply_patches
   local bdir=$WORK/build blog=$BUILD_ROOT/build.log jobs
   jobs=$(nproc 2>/dev/null || echo 2)
   mkdir -p "$CACHE_BIN"

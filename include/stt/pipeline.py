@@ -13,6 +13,7 @@ import resource
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -231,7 +232,7 @@ def chunk(job: Job, *, settings: Settings, store: JobStore) -> list[Batch]:
                  plan.duration_s, method, len(plan.silences), len(plan.chunks), cuts, sum(c.silent for c in plan.chunks),
                  len(grouped), "/".join(str(len(b)) for b in grouped))
         store.step_memory(job_id, "chunk", **task_memory())
-        decoding = decide_language(job, plan, files, settings=settings, store=store)
+        decoding = decide_language(job, plan, files, one_batch=len(grouped) == 1, settings=settings, store=store)
     return [{"batch": i, "chunks": b, **decoding} for i, b in enumerate(grouped)]
 
 
@@ -256,26 +257,50 @@ def speech_seconds(chunk: audio.ChunkPlan, silences: list[tuple[float, float]]) 
 def language_windows(plan: audio.Plan, count: int = LANGUAGE_WINDOWS) -> list[audio.ChunkPlan]:
     """Up to `count` chunks to detect the language on: the audible chunks split in order into `count` stretches
     of the recording, from each the chunk with the most speech (a leading silence or pauses are not chosen).
-    A recording of at most `count` audible chunks has each detected, as `-l auto` would (at the same cost)."""
+    A recording of at most `count` audible chunks has each detected."""
     audible = [c for c in plan.chunks if not c.silent]
     stretches = [audible[i * len(audible) // count : (i + 1) * len(audible) // count] for i in range(count)]
     return [max(stretch, key=lambda c: speech_seconds(c, plan.silences)) for stretch in stretches if stretch]
 
 
-def decide_language(job: Job, plan: audio.Plan, files: list[Path], *, settings: Settings, store: JobStore) -> Decoding:
+def language_vote(windows: list[dict]) -> dict:
+    """What the windows' detections (`language`, `p`, `speech_s` each) decide, as recorded on the job
+    (`language_detected`): they vote with their probability times their seconds of speech; a window detected
+    in another language with at least CONFIDENT_P makes the recording `mixed`."""
+    votes: dict[str, float] = defaultdict(float)
+    for window in windows:
+        votes[window["language"]] += max(window["p"], 0.01) * max(window["speech_s"], 0.1)
+    decided = max(votes, key=votes.get)
+    mixed = any(w["language"] != decided and w["p"] >= CONFIDENT_P for w in windows)
+    return {"language": decided, "vote_share": round(votes[decided] / sum(votes.values()), 3), "mixed": mixed, "windows": windows}
+
+
+def decoding_of(detected: dict) -> Decoding:
+    """How the chunks are decoded after a vote: all told the winner, or in a mixed recording each confidently
+    detected window in its own language and the other chunks detecting theirs (`-l auto`)."""
+    if detected["mixed"]:
+        return {"language": "auto", "chunk_languages": {str(w["chunk"]): w["language"] for w in detected["windows"] if w["p"] >= CONFIDENT_P}}
+    return {"language": detected["language"], "chunk_languages": {}}
+
+
+def decide_language(job: Job, plan: audio.Plan, files: list[Path], *, one_batch: bool, settings: Settings, store: JobStore) -> Decoding:
     """How the chunks are decoded: `{"language": …, "chunk_languages": {index: language}}`, for the batches.
 
-    A language given with the job is used as is. With `auto`, whisper detects the language once per job (one
-    process, an encoder pass per window) on `language_windows`; the windows vote with their probability times
-    their seconds of speech and every chunk is decoded told the winner (`-l auto` would cost every chunk an
-    encoder pass more). A window detected in another language with at least CONFIDENT_P makes the recording
-    mixed: each window is then decoded in its own language and the other chunks detect theirs (`-l auto`).
-    The result is recorded on the job (`language_detected`); when detection fails, each chunk detects its own."""
+    A language given with the job is used as is. With `auto`, the language is decided once per job by a vote
+    of `language_windows` (`language_vote`), and every chunk is decoded told the winner (`decoding_of`).
+    When every audible chunk is a window and all are in one batch (a short recording), that batch detects
+    and votes itself (`vote_speech_s`): each chunk is decoded with `-l auto`, whose detection reuses its encoder
+    pass (whisper/patches), and a chunk that lost the vote is decoded again told the winner. Otherwise
+    whisper detects on the windows here (one process, an encoder pass per window). The result is recorded on
+    the job (`language_detected`); when detection fails, each chunk detects its own."""
     language = whisper.whisper_language(job["model"], job["language"])
     windows = language_windows(plan) if language == "auto" else []
     if not windows:  # a language was given, or nothing is audible (no chunk is transcribed)
         return {"language": language, "chunk_languages": {}}
     log = logger.bind(job_id=job["job_id"])
+    if one_batch and len(windows) == sum(not c.silent for c in plan.chunks):
+        log.info("language: each of the {} audible chunk(s) detects its own while it is transcribed, then they vote", len(windows))
+        return {"language": "auto", "chunk_languages": {}, "vote_speech_s": {str(c.index): round(speech_seconds(c, plan.silences), 2) for c in windows}}
     path_of = {c.index: path for c, path in zip(plan.chunks, files)}
     started = time.monotonic()
     try:
@@ -286,20 +311,16 @@ def decide_language(job: Job, plan: audio.Plan, files: list[Path], *, settings: 
         log.warning("language detection failed; each chunk detects its own language: {}", exc)
         store.set_language_detected(job["job_id"], {"language": None, "error": str(exc)})
         return {"language": "auto", "chunk_languages": {}}
-    results = [{"chunk": c.index, "start_s": c.start_s, "end_s": c.end_s, "speech_s": round(speech_seconds(c, plan.silences), 2),
-                "language": found_language, "p": round(p, 3)} for c, (found_language, p) in zip(windows, found)]
-    votes: dict[str, float] = defaultdict(float)
-    for result in results:
-        votes[result["language"]] += result["p"] * max(result["speech_s"], 0.1)
-    decided = max(votes, key=votes.get)
-    mixed = any(r["language"] != decided and r["p"] >= CONFIDENT_P for r in results)
-    store.set_language_detected(job["job_id"], {"language": decided, "vote_share": round(votes[decided] / sum(votes.values()), 3), "mixed": mixed,
-                                                "windows": results, "seconds": round(time.monotonic() - started, 3)})
-    log.info("language {} ({}) from {} window(s): {}", decided, "mixed recording: chunks detect their own" if mixed else "every chunk told it",
-             len(results), ", ".join(f"chunk {r['chunk']} {r['language']} p={r['p']:.2f}" for r in results))
-    if mixed:
-        return {"language": "auto", "chunk_languages": {str(r["chunk"]): r["language"] for r in results if r["p"] >= CONFIDENT_P}}
-    return {"language": decided, "chunk_languages": {}}
+    detected = language_vote([{"chunk": c.index, "start_s": c.start_s, "end_s": c.end_s, "speech_s": round(speech_seconds(c, plan.silences), 2),
+                               "language": found_language, "p": round(p, 3)} for c, (found_language, p) in zip(windows, found)])
+    store.set_language_detected(job["job_id"], {**detected, "seconds": round(time.monotonic() - started, 3)})
+    log_vote(log, detected)
+    return decoding_of(detected)
+
+
+def log_vote(log, detected: dict) -> None:
+    log.info("language {} ({}) from {} window(s): {}", detected["language"], "mixed recording: chunks detect their own" if detected["mixed"] else "every chunk told it",
+             len(detected["windows"]), ", ".join(f"chunk {w['chunk']} {w['language']} p={w['p']:.2f}" for w in detected["windows"]))
 
 
 def job_decode_args(job: Job, settings: Settings) -> tuple[str, ...]:
@@ -350,9 +371,14 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
             with work_files(f"a chunk of batch {number}"):
                 wavs = {ref["index"]: storage.download(ref["uri"], folder / Path(ref["uri"]).name, settings) for ref in audible}
             speech_s = sum(ref["duration_s"] for ref in audible)
+            voters = batch.get("vote_speech_s") or {}
+            if voters and attempt > 1 and (earlier := (store.get(job_id) or {}).get("language_detected") or {}).get("windows"):
+                decoding = decoding_of(earlier)  # an earlier try voted: its chunks are decoded as it decided
+                language, own_languages, voters = decoding["language"], decoding["chunk_languages"], {}
+            decoded_in: dict[int, str] = {}
 
             def language_of(index: int) -> str:
-                return own_languages.get(str(index), language)
+                return decoded_in.get(index) or own_languages.get(str(index), language)
 
             by_language: dict[str, list[ChunkRef]] = defaultdict(list)
             for ref in audible:
@@ -372,19 +398,33 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
                     save_chunk_result(job, ref, run, results, settings=settings, store=store)
 
             runs: list[whisper.ProcessStats] = []
+            group: list[ChunkRef] = []
+
+            def decode(chunks: list[ChunkRef], chunk_language: str, on_result: Callable[[ChunkRef, whisper.WhisperRun], None]) -> whisper.ProcessStats:
+                nonlocal group
+                group = chunks
+                runs.append(whisper.transcribe_many(
+                    [wavs[ref["index"]] for ref in chunks],
+                    cli=settings.whisper.cli,
+                    model_path=settings.whisper.model_path(job["model"]),
+                    language=chunk_language,
+                    threads=settings.whisper.threads,
+                    timeout_s=settings.whisper.timeout(sum(ref["duration_s"] for ref in chunks)),
+                    extra_args=job_decode_args(job, settings),
+                    on_result=lambda i, run: on_result(chunks[i], run),
+                    nice=settings.whisper.nice,
+                ))
+                return runs[-1]
+
             try:
-                for chunk_language, group in by_language.items():
-                    runs.append(whisper.transcribe_many(
-                        [wavs[ref["index"]] for ref in group],
-                        cli=settings.whisper.cli,
-                        model_path=settings.whisper.model_path(job["model"]),
-                        language=chunk_language,
-                        threads=settings.whisper.threads,
-                        timeout_s=settings.whisper.timeout(sum(ref["duration_s"] for ref in group)),
-                        extra_args=job_decode_args(job, settings),
-                        on_result=lambda i, run, group=group: done(group[i], run),
-                        nice=settings.whisper.nice,
-                    ))
+                if voters:
+                    heard: dict[int, whisper.WhisperRun] = {}
+                    decoded_in.update(decode_and_vote(job, audible, voters, decode, heard, store=store, log=log))
+                    for ref in audible:
+                        done(ref, heard[ref["index"]])
+                else:
+                    for chunk_language, chunks in by_language.items():
+                        decode(chunks, chunk_language, done)
                 if unheard:
                     runs.extend(hear_again(job, unheard, wavs, folder, results, languages={i: language_of(i) for i in unheard},
                                            settings=settings, store=store, log=log))
@@ -403,6 +443,27 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
             log.info("batch {}: {} chunk(s), {:.1f}s of speech in {:.2f}s of whisper ({:.1f}x real time, {} thread(s)); peak memory: whisper {:.0f} MB, task {:.0f} MB",
                      number, len(audible), speech_s, stats.seconds, speech_s / max(stats.seconds, 1e-6), settings.whisper.threads, stats.peak_rss_mb, task_rss_mb)
     return {"batch": number, "results": [{"index": index, "result_uri": uri} for index, uri in results.items()]}
+
+
+def decode_and_vote(job: Job, audible: list[ChunkRef], voters: dict[str, float], decode, heard: dict[int, whisper.WhisperRun], *,
+                    store: JobStore, log) -> dict[int, str]:
+    """Decode a short recording's chunks with `-l auto` into `heard`, let their detections vote
+    (`language_vote`, recorded on the job) and decode again, told the winner, each chunk that lost (unless
+    the recording is mixed). Returns each chunk's language."""
+
+    def keep(ref: ChunkRef, run: whisper.WhisperRun) -> None:
+        heard[ref["index"]] = run
+
+    found = decode(audible, "auto", keep).detected
+    detected = language_vote([{"chunk": ref["index"], "start_s": ref["start_s"], "end_s": ref["end_s"], "speech_s": voters.get(str(ref["index"]), ref["duration_s"]),
+                               "language": language or heard[ref["index"]].language, "p": round(p, 3)} for ref, (language, p) in zip(audible, found)])
+    store.set_language_detected(job["job_id"], {**detected, "while_transcribing": True})
+    log_vote(log, detected)
+    lost = [] if detected["mixed"] else [ref for ref in audible if heard[ref["index"]].language != detected["language"]]
+    if lost:
+        log.info("chunk(s) {} detected another language: decoded again told {}", ", ".join(str(ref["index"]) for ref in lost), detected["language"])
+        decode(lost, detected["language"], keep)
+    return {index: run.language for index, run in heard.items()}
 
 
 MAX_CRASHES_PER_CHUNK = 2  # whisper-cli crashing this often on one chunk fails the job (retries would crash again)

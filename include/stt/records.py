@@ -54,6 +54,7 @@ class Decoding(TypedDict):
 
     language: str  # what whisper is told (`auto`: each chunk detects its own)
     chunk_languages: dict[str, str]  # chunk index (as text: JSON keys) → its own language, in a mixed recording
+    vote_speech_s: NotRequired[dict[str, float]]  # chunks that detect their language in the batch and vote, with their seconds of speech
 
 
 class Batch(Decoding):

@@ -106,11 +106,13 @@ def transcribe(wav: Path, **options) -> WhisperRun:
 
 @dataclass(frozen=True)
 class ProcessStats:
-    """What one whisper-cli process cost: wall seconds, CPU seconds and peak resident memory (MB)."""
+    """What one whisper-cli process cost: wall seconds, CPU seconds and peak resident memory (MB); run with
+    `-l auto`, the language it detected in each file and its probability (`("", 0.0)` when none was logged)."""
 
     seconds: float
     cpu_s: float
     peak_rss_mb: float
+    detected: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def combined(cls, runs: list["ProcessStats"]) -> "ProcessStats":
@@ -138,7 +140,9 @@ def transcribe_many(
     measured, a process per file was slower and less accurate, so files share one). It writes file i's JSON
     before starting file i+1: `on_result(i, run)` is called as soon as file i's JSON is complete (polled every
     `poll_s`), so a caller can store and count each result while the rest is still being decoded and a retry
-    need not redo it. `WhisperRun.seconds` of a file is the time since the previous file was done.
+    need not redo it. With `language="auto"` each file's detected language and its probability are read from
+    the process's log (`ProcessStats.detected`); a whisper-cli built with whisper/patches reuses the detection's
+    encoder pass for the file's first window, so detecting costs about as much as being told. `WhisperRun.seconds` of a file is the time since the previous file was done.
     Raises WhisperFailed / WhisperTimeout (transient) when the process does not finish well, WhisperCrash when it
     died of a crash signal (with the index of the file it was decoding); results delivered before that stay
     delivered. The process never outlives the call or the task process (stt.procs). `nice` > 0 lowers its CPU
@@ -148,7 +152,9 @@ def transcribe_many(
     outputs = [wav.with_suffix("") for wav in wavs]
     for out in outputs:
         out.with_suffix(".json").unlink(missing_ok=True)
-    cmd = [str(cli), "-m", str(model_path), "-l", language, "-t", str(threads), "-ojf", "-np", *extra_args]
+    detecting = language == "auto"
+    quiet = () if detecting else ("-np",)  # -np also silences the log lines of the detected language
+    cmd = [str(cli), "-m", str(model_path), "-l", language, "-t", str(threads), "-ojf", *quiet, *extra_args]
     for wav, out in zip(wavs, outputs):
         cmd += ["-f", str(wav), "-of", str(out)]
     logger.debug("running {}", " ".join(cmd))
@@ -192,7 +198,12 @@ def transcribe_many(
             how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with {proc.returncode}"
             raise WhisperFailed(f"whisper-cli {how} on {names}: {tail or 'no output'}")
         deliver(final=True)
-    return ProcessStats(seconds=seconds, cpu_s=round(usage.ru_utime + usage.ru_stime, 3), peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
+        detected: tuple[tuple[str, float], ...] = ()
+        if detecting:
+            stderr.seek(0)
+            found = parse_detections(stderr.read().decode(errors="replace"))
+            detected = tuple(found.get(str(wav), ("", 0.0)) for wav in wavs)
+    return ProcessStats(seconds=seconds, cpu_s=round(usage.ru_utime + usage.ru_stime, 3), peak_rss_mb=round(usage.ru_maxrss / 1024, 1), detected=detected)
 
 
 _DETECTED = re.compile(r"auto-detected language: (\w+) \(p = ([0-9.]+)\)")
