@@ -102,7 +102,7 @@ def test_a_quantizer_writing_other_bytes_fails_provisioning(whisper_ready, tmp_p
 def test_base_q8_0_transcribes_jfk_with_dtw_word_times(whisper_ready, tmp_path):
     from stt.whisper import decode_args
 
-    assert decode_args("base-q8_0", whisper_ready.whisper.word_timing) == ("-dtw", "base", "-nfa")
+    assert decode_args("base-q8_0", whisper_ready.whisper.word_timing) == ("-nfa", "-dtw", "base")
 
     transcript, _ = accuracy.run_pipeline(JFK_WAV, language="en", model="base-q8_0", method="silence", root=tmp_path)
 

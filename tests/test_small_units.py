@@ -100,7 +100,7 @@ def test_unknown_word_timing_is_refused_not_ignored():
     from stt.errors import InvalidParameter
     from stt.whisper import decode_args
 
-    assert decode_args("base", "dtw") == ("-dtw", "base", "-nfa") and decode_args("base", "tokens") == ()
+    assert decode_args("base", "dtw") == ("-nfa", "-dtw", "base") and decode_args("base", "tokens") == ("-nfa",)
     with pytest.raises(InvalidParameter, match="word timing 'fast'"):
         decode_args("base", "fast")
 

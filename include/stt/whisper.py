@@ -42,14 +42,15 @@ WORD_TIMINGS = ("dtw", "tokens")
 
 
 def decode_args(model: str, word_timing: str = "dtw") -> tuple[str, ...]:
-    """whisper-cli flags for a model: the hallucination guards, and with `word_timing="dtw"` DTW word
-    timestamps where a preset exists (whisper's plain token timestamps put the first words of a chunk that
-    opens with silence early; DTW needs flash attention off, which costs about a fifth more whisper time)."""
+    """whisper-cli flags for a model: the hallucination guards, the decoder without flash attention (`-nfa`:
+    with whisper/patches the encoder keeps flash attention, and the decoder decodes about twice as fast without
+    it on CPU; DTW needs it off), and with `word_timing="dtw"` DTW word timestamps where a preset exists
+    (whisper's plain token timestamps put the first words of a chunk that opens with silence early)."""
     if word_timing not in WORD_TIMINGS:
         raise InvalidParameter(f"word timing {word_timing!r} is not known; choose one of {', '.join(WORD_TIMINGS)} (STT_WORD_TIMING)",
                                code="INVALID_WORD_TIMING")
     preset = dtw_preset(model) if word_timing == "dtw" else None
-    return (*GUARD_ARGS, *(("-dtw", preset, "-nfa") if preset else ()))
+    return (*GUARD_ARGS, "-nfa", *(("-dtw", preset) if preset else ()))
 
 
 @dataclass(frozen=True)
