@@ -9,10 +9,11 @@ cd "$STT_REPO"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then
-  log "installing ffmpeg, and espeak-ng and sox for the generated test and benchmark speech (Debian packages)"
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null \
+   || ! command -v patch >/dev/null; then
+  log "installing ffmpeg, patch (whisper/patches), and espeak-ng and sox for the generated test and benchmark speech (Debian packages)"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq ffmpeg espeak-ng sox >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq ffmpeg espeak-ng sox patch >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -326,7 +326,7 @@ def log_vote(log, detected: dict) -> None:
 def job_decode_args(job: Job, settings: Settings) -> tuple[str, ...]:
     """whisper-cli flags for the job's chunks: word times from DTW (STT_WORD_TIMING) only when the job
     publishes JSON, the one format with word times (srt, vtt and txt use segment times, as exact with
-    whisper's token times once the merge snaps them, and DTW costs about a quarter more whisper time)."""
+    whisper's token times once the merge snaps them, and DTW costs about 5 % more whisper time)."""
     timing = settings.whisper.word_timing if "json" in (job.get("formats") or FORMATS) else "tokens"
     return whisper.decode_args(job["model"], timing)
 
