@@ -30,5 +30,5 @@ def test_bench_speed_runs_and_reports_every_figure(whisper_ready, tmp_path):
     assert run["long"]["pipeline"]["jobs"] == 1 and run["batch"]["pipeline"]["jobs"] == 2
     assert run["long"]["pipeline"]["whisper_cpu_s_sum"] > 0 and run["batch"]["whisper_lanes"]["processes"] == 2
     assert report["dag_test"]["wall_s"] > 0
-    assert run["long"]["whole_file_same_decoding"]["flags"][:2] == ["-dtw", "tiny.en"]
+    assert run["long"]["whole_file_same_decoding"]["flags"][:3] == ["-nfa", "-dtw", "tiny.en"]
     assert "long_ratio (median)" in table and "dag.test() floor" in table and "pipeline's decoding flags" in table
