@@ -355,7 +355,8 @@ def silence_threshold(levels, below_speech_db: float):
     the noise floor and are kept; in a noisy recording, where speech stands less than about 30 dB over its
     noise (and its quietest stretches, which set the floor, are still speech), little or nothing is
     confidently silence and the audio is kept; a recording with no dynamics (steady noise, room tone) has
-    next to no silence by this measure, and the silent-chunk check decides instead. Returns one threshold (dB, float32) per LOCAL_STEP_S, holding for its frames."""
+    next to no silence by this measure, and the silent-chunk check decides instead. Returns one threshold
+    (dB, float32) per LOCAL_STEP_S, holding for its frames."""
     import numpy as np
 
     if not len(levels):

@@ -263,6 +263,11 @@ def language_windows(plan: audio.Plan, count: int = LANGUAGE_WINDOWS) -> list[au
     return [max(stretch, key=lambda c: speech_seconds(c, plan.silences)) for stretch in stretches if stretch]
 
 
+def window_result(chunk: int, start_s: float, end_s: float, speech_s: float, language: str, p: float) -> dict:
+    """One window's detection, as voted on and recorded on the job."""
+    return {"chunk": chunk, "start_s": start_s, "end_s": end_s, "speech_s": speech_s, "language": language, "p": round(p, 3)}
+
+
 def language_vote(windows: list[dict]) -> dict:
     """What the windows' detections (`language`, `p`, `speech_s` each) decide, as recorded on the job
     (`language_detected`): they vote with their probability times their seconds of speech; a window detected
@@ -311,8 +316,8 @@ def decide_language(job: Job, plan: audio.Plan, files: list[Path], *, one_batch:
         log.warning("language detection failed; each chunk detects its own language: {}", exc)
         store.set_language_detected(job["job_id"], {"language": None, "error": str(exc)})
         return {"language": "auto", "chunk_languages": {}}
-    detected = language_vote([{"chunk": c.index, "start_s": c.start_s, "end_s": c.end_s, "speech_s": round(speech_seconds(c, plan.silences), 2),
-                               "language": found_language, "p": round(p, 3)} for c, (found_language, p) in zip(windows, found)])
+    detected = language_vote([window_result(c.index, c.start_s, c.end_s, round(speech_seconds(c, plan.silences), 2), found_language, p)
+                              for c, (found_language, p) in zip(windows, found)])
     store.set_language_detected(job["job_id"], {**detected, "seconds": round(time.monotonic() - started, 3)})
     log_vote(log, detected)
     return decoding_of(detected)
@@ -455,8 +460,8 @@ def decode_and_vote(job: Job, audible: list[ChunkRef], voters: dict[str, float],
         heard[ref["index"]] = run
 
     found = decode(audible, "auto", keep).detected
-    detected = language_vote([{"chunk": ref["index"], "start_s": ref["start_s"], "end_s": ref["end_s"], "speech_s": voters.get(str(ref["index"]), ref["duration_s"]),
-                               "language": language or heard[ref["index"]].language, "p": round(p, 3)} for ref, (language, p) in zip(audible, found)])
+    detected = language_vote([window_result(ref["index"], ref["start_s"], ref["end_s"], voters.get(str(ref["index"]), ref["duration_s"]),
+                                            language or heard[ref["index"]].language, p) for ref, (language, p) in zip(audible, found)])
     store.set_language_detected(job["job_id"], {**detected, "while_transcribing": True})
     log_vote(log, detected)
     lost = [] if detected["mixed"] else [ref for ref in audible if heard[ref["index"]].language != detected["language"]]

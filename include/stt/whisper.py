@@ -143,7 +143,8 @@ def transcribe_many(
     `poll_s`), so a caller can store and count each result while the rest is still being decoded and a retry
     need not redo it. With `language="auto"` each file's detected language and its probability are read from
     the process's log (`ProcessStats.detected`); a whisper-cli built with whisper/patches reuses the detection's
-    encoder pass for the file's first window, so detecting costs about as much as being told. `WhisperRun.seconds` of a file is the time since the previous file was done.
+    encoder pass for the file's first window, so detecting costs about as much as being told.
+    `WhisperRun.seconds` of a file is the time since the previous file was done.
     Raises WhisperFailed / WhisperTimeout (transient) when the process does not finish well, WhisperCrash when it
     died of a crash signal (with the index of the file it was decoding); results delivered before that stay
     delivered. The process never outlives the call or the task process (stt.procs). `nice` > 0 lowers its CPU
