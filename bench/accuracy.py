@@ -18,6 +18,7 @@ Settings come from the environment like the pipeline's (STT_CHUNK_*, STT_SILENCE
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
 import json
 import os
@@ -224,9 +225,42 @@ def removed_spans(chunks: list[dict], duration_s: float) -> list[tuple[float, fl
     return [(a, b) for a, b in gaps if b - a > 1e-3]
 
 
-def reference_words_removed(entry: dict, removed: list[tuple[float, float]]) -> int:
-    """Reference words whose time falls inside removed audio. Words are spread evenly over their utterance's
-    span (the corpus knows utterances, not words): an estimate, to within a word at each edge."""
+def aligned_word_times(scored: dict) -> list[float] | None:
+    """A time for every reference word, from a run scored against it: the middle of the word whisper wrote in
+    its place (equal or substituted), and for words it left out, a time interpolated between its neighbours'."""
+    alignment, ref = scored.get("alignment"), scored.get("ref_words")
+    if not alignment or not ref:
+        return None
+    known: dict[int, float] = {}
+    for chunk in alignment:
+        if chunk.type in ("equal", "substitute"):
+            for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
+                _, start, end = scored["timed"][chunk.hyp_start_idx + k]
+                known[chunk.ref_start_idx + k] = (start + end) / 2
+    if not known:
+        return None
+    indices = sorted(known)
+    times = []
+    for i in range(len(ref)):
+        at = bisect.bisect_left(indices, i)
+        lo, hi = indices[max(at - 1, 0)], indices[min(at, len(indices) - 1)]
+        if i in known:
+            times.append(known[i])
+        elif lo >= i or hi <= i or lo == hi:  # before the first or after the last timed word
+            times.append(known[lo if abs(lo - i) <= abs(hi - i) else hi])
+        else:
+            times.append(known[lo] + (known[hi] - known[lo]) * (i - lo) / (hi - lo))
+    return times
+
+
+def reference_words_removed(entry: dict, removed: list[tuple[float, float]], whole_scored: dict | None = None) -> int:
+    """Reference words whose time falls inside removed audio. Their times come from whole-file whisper's DTW
+    word times where it aligns to the reference (`aligned_word_times`); without that alignment, words are
+    spread evenly over their utterance's span (the corpus knows utterances, not words), which counts a pause
+    inside an utterance as words."""
+    times = aligned_word_times(whole_scored or {})
+    if times is not None:
+        return sum(1 for t in times if any(a <= t < b for a, b in removed))
     speech = entry["speech"]
     if entry.get("utterances"):
         counts = [len(normalise(u).split()) for u in entry["utterances"]]
@@ -278,7 +312,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
         removed = removed_spans(transcript["chunks"], entry["duration_s"])
         row["by_chunking"][method] = {
             "removed_s": round(sum(b - a for a, b in removed), 2),
-            "reference_words_removed": reference_words_removed(entry, removed),
+            "reference_words_removed": reference_words_removed(entry, removed, whole_scored),
             "merge_dropped_words": sum(((transcript.get("removed") or {}).get("words") or {}).values()),
             "heard_again_words": sum(words for c in transcript["chunks"] for *_, words in c.get("heard_again", [])),
             "pipeline_wer": scored["wer"],

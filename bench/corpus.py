@@ -29,7 +29,7 @@ from bench import texts
 from bench import speech
 from bench.speech import JFK_TEXT, JFK_WAV, SR, cache_root
 
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 
 def corpus_dir() -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench import corpus, speech
 from bench.accuracy import normalise
 
-INBOX_VERSION = 1
+INBOX_VERSION = 2
 # (language, about how many seconds, file type), shortest first: `--inbox-files N` takes the first N
 PLAN = (
     ("en", 2, "m4a"), ("en", 3, "ogg"), ("vi", 4, "mp3"), ("en", 4, "flac"), ("en", 6, "wav"), ("en", 8, "mp3"),

@@ -86,7 +86,8 @@ BOUNDARY_STRESS = [
     "her questions about the hospital in the city",
 ]
 
-# Vietnamese: everyday sentences (espeak-ng's Northern Vietnamese voice).
+# Vietnamese: everyday sentences (espeak-ng's Northern Vietnamese voice), enough that a few minutes of
+# speech repeat none: whisper spells a sentence it has just written the same way again, right or wrong.
 VIETNAMESE = [
     "Hôm nay trời đẹp và có nhiều nắng.",
     "Chúng tôi đi chợ mua rau, cá và trái cây.",
@@ -94,4 +95,38 @@ VIETNAMESE = [
     "Em gái tôi đang học tiếng Anh ở trường.",
     "Ngày mai chúng ta sẽ đi thăm ông bà ở quê.",
     "Cảm ơn các bạn đã lắng nghe.",
+    "Cuộc họp sẽ bắt đầu lúc chín giờ sáng.",
+    "Anh ấy làm việc ở một công ty phần mềm.",
+    "Mùa hè năm nay nóng hơn năm ngoái.",
+    "Xin vui lòng gửi báo cáo trước thứ sáu.",
+    "Con mèo đang ngủ trên ghế.",
+    "Tôi thích uống cà phê sữa đá vào buổi sáng.",
+    "Thư viện thành phố mở cửa đến tám giờ tối.",
+    "Chúng ta cần thêm thời gian để hoàn thành dự án.",
+    "Bác sĩ khuyên tôi nên tập thể dục mỗi ngày.",
+    "Đường phố Hà Nội rất đông xe máy.",
+    "Mẹ tôi nấu phở rất ngon.",
+    "Học sinh được nghỉ hè vào tháng sáu.",
+    "Chuyến tàu đến Huế khởi hành lúc bảy giờ.",
+    "Giá xăng đã tăng trong tuần này.",
+    "Bạn có thể nói chậm hơn một chút được không?",
+    "Cô giáo đang giảng bài về lịch sử Việt Nam.",
+    "Trời mưa to nên chúng tôi ở nhà xem phim.",
+    "Công viên gần nhà tôi có nhiều cây xanh.",
+    "Ông tôi năm nay đã tám mươi tuổi.",
+    "Chúng tôi sẽ tổ chức tiệc sinh nhật vào cuối tuần.",
+    "Điện thoại của tôi hết pin rồi.",
+    "Nhà hàng này phục vụ món ăn miền Nam.",
+    "Tôi đã đọc xong cuốn sách đó hôm qua.",
+    "Bóng đá là môn thể thao được yêu thích nhất.",
+    "Hãy tắt đèn khi ra khỏi phòng.",
+    "Người dân ở đây rất thân thiện và mến khách.",
+    "Kết quả kiểm tra sẽ có vào tuần sau.",
+    "Chị ấy đi làm bằng xe buýt mỗi sáng.",
+    "Vịnh Hạ Long là một di sản thiên nhiên thế giới.",
+    "Chúng tôi trồng lúa và nuôi cá ở nông thôn.",
+    "Đừng quên mang theo áo mưa nhé.",
+    "Giáo sư sẽ trả lời câu hỏi sau buổi thuyết trình.",
+    "Tết Nguyên Đán là ngày lễ quan trọng nhất trong năm.",
+    "Bệnh viện mới có hơn năm trăm giường.",
 ]

@@ -204,3 +204,19 @@ def test_waiting_returns_the_first_true_answer_or_names_what_never_came():
         wait_until(lambda: {}["x"], timeout_s=5, interval_s=0.01, what="x")
     calls = []
     assert poll_until(lambda: calls.append(1), timeout_s=0.05, interval_s=0.01) is None and len(calls) >= 2
+
+
+def test_reference_words_removed_are_timed_by_the_whole_file_words_aligned_to_them():
+    """Reference words take the time of the word whisper wrote in their place; a word it left out lies
+    between its neighbours. Only words inside removed audio count, not a pause inside an utterance."""
+    from bench.accuracy import aligned_word_times, reference_words_removed, score
+
+    segments = [{"start": 0.0, "end": 9.0, "text": "one two four five", "words": [
+        {"start": 0.0, "end": 1.0, "text": "one"}, {"start": 1.0, "end": 2.0, "text": "two"},
+        {"start": 6.0, "end": 7.0, "text": "four"}, {"start": 8.0, "end": 9.0, "text": "five"}]}]
+    scored = score("one two three four five", segments, language="en")
+    assert aligned_word_times(scored) == [0.5, 1.5, 4.0, 6.5, 8.5]
+    entry = {"speech": [[0.0, 9.0]], "utterances": ["one two three four five"], "reference": "one two three four five"}
+    assert reference_words_removed(entry, [(2.5, 5.5)], scored) == 1  # "three", between "two" and "four"
+    assert reference_words_removed(entry, [(2.5, 3.5)], scored) == 0  # a pause, no word in it
+    assert reference_words_removed(entry, [(2.5, 3.5)]) == 1  # spread evenly, the pause holds a word
