@@ -253,26 +253,30 @@ def aligned_word_times(scored: dict) -> list[float] | None:
     return times
 
 
-def reference_words_removed(entry: dict, removed: list[tuple[float, float]], whole_scored: dict | None = None) -> int:
-    """Reference words whose time falls inside removed audio. Their times come from whole-file whisper's DTW
-    word times where it aligns to the reference (`aligned_word_times`); without that alignment, words are
-    spread evenly over their utterance's span (the corpus knows utterances, not words), which counts a pause
-    inside an utterance as words."""
-    times = aligned_word_times(whole_scored or {})
-    if times is not None:
-        return sum(1 for t in times if any(a <= t < b for a, b in removed))
+def reference_word_times(entry: dict, whole_scored: dict | None = None) -> list[float]:
+    """A time for every reference word, inside the utterance it belongs to: where whole-file whisper wrote a
+    word in its place inside that utterance, that word's time (`aligned_word_times`); otherwise spread evenly
+    over the utterance (the corpus knows utterances, not words)."""
     speech = entry["speech"]
     if entry.get("utterances"):
         counts = [len(normalise(u).split()) for u in entry["utterances"]]
     else:  # one text for all utterances: its words divided by utterance length
         total, lengths = len(normalise(entry["reference"]).split()), [e - s for s, e in speech]
         counts = [round(total * length / max(sum(lengths), 1e-9)) for length in lengths]
-    lost = 0
+    spans, even = [], []
     for (start, end), n in zip(speech, counts):
         for k in range(n):
-            t = start + (k + 0.5) * (end - start) / max(n, 1)
-            lost += any(a <= t < b for a, b in removed)
-    return lost
+            spans.append((start, end))
+            even.append(start + (k + 0.5) * (end - start) / max(n, 1))
+    aligned = aligned_word_times(whole_scored or {})
+    if aligned is None or len(aligned) != len(even):
+        return even
+    return [t if lo - SPEECH_MARGIN_S <= t <= hi + SPEECH_MARGIN_S else e for t, e, (lo, hi) in zip(aligned, even, spans)]
+
+
+def reference_words_removed(entry: dict, removed: list[tuple[float, float]], whole_scored: dict | None = None) -> int:
+    """Reference words whose time (`reference_word_times`) falls inside removed audio."""
+    return sum(1 for t in reference_word_times(entry, whole_scored) if any(a <= t < b for a, b in removed))
 
 
 def speech_onsets(segments: list[dict], speech: list[list[float]]) -> list[float]:

@@ -207,9 +207,10 @@ def test_waiting_returns_the_first_true_answer_or_names_what_never_came():
 
 
 def test_reference_words_removed_are_timed_by_the_whole_file_words_aligned_to_them():
-    """Reference words take the time of the word whisper wrote in their place; a word it left out lies
-    between its neighbours. Only words inside removed audio count, not a pause inside an utterance."""
-    from bench.accuracy import aligned_word_times, reference_words_removed, score
+    """Reference words take the time of the word whisper wrote in their place, inside their utterance; a
+    word it left out lies between its neighbours. Only words inside removed audio count, not a pause inside
+    an utterance."""
+    from bench.accuracy import aligned_word_times, reference_word_times, reference_words_removed, score
 
     segments = [{"start": 0.0, "end": 9.0, "text": "one two four five", "words": [
         {"start": 0.0, "end": 1.0, "text": "one"}, {"start": 1.0, "end": 2.0, "text": "two"},
@@ -220,3 +221,5 @@ def test_reference_words_removed_are_timed_by_the_whole_file_words_aligned_to_th
     assert reference_words_removed(entry, [(2.5, 5.5)], scored) == 1  # "three", between "two" and "four"
     assert reference_words_removed(entry, [(2.5, 3.5)], scored) == 0  # a pause, no word in it
     assert reference_words_removed(entry, [(2.5, 3.5)]) == 1  # spread evenly, the pause holds a word
+    apart = {"speech": [[0.0, 2.0], [5.5, 9.0]], "utterances": ["one two three", "four five"], "reference": "one two three four five"}
+    assert reference_word_times(apart, scored)[2] == 5 / 3  # interpolated into the pause: its utterance's own place
