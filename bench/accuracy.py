@@ -242,14 +242,15 @@ def aligned_word_times(scored: dict) -> list[float] | None:
     indices = sorted(known)
     times = []
     for i in range(len(ref)):
-        at = bisect.bisect_left(indices, i)
-        lo, hi = indices[max(at - 1, 0)], indices[min(at, len(indices) - 1)]
         if i in known:
             times.append(known[i])
-        elif lo >= i or hi <= i or lo == hi:  # before the first or after the last timed word
-            times.append(known[lo if abs(lo - i) <= abs(hi - i) else hi])
-        else:
-            times.append(known[lo] + (known[hi] - known[lo]) * (i - lo) / (hi - lo))
+            continue
+        at = bisect.bisect_left(indices, i)
+        if at == 0 or at == len(indices):  # before the first or after the last timed word
+            times.append(known[indices[min(at, len(indices) - 1)]])
+            continue
+        lo, hi = indices[at - 1], indices[at]
+        times.append(known[lo] + (known[hi] - known[lo]) * (i - lo) / (hi - lo))
     return times
 
 
