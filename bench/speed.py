@@ -55,6 +55,7 @@ import sys
 import tempfile
 import time
 import wave
+from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -295,12 +296,35 @@ class Pipeline:
         finished = max(as_utc(d["finished_at"]) for d in docs)
         result["wall_s"] = round((finished - started).total_seconds(), 3)
         result.update(job_figures(docs, self.slots))
+        result["lanes"] = lane_occupancy(docs, started, finished, self.slots)
         # CPU the machine spent besides whisper: Airflow, the pipeline's own steps, Mongo (the benchmark's polling too)
         result["other_cpu_s"] = round(result["cpu_s"] - result["whisper_cpu_s_sum"], 1)
         by = result["cpu_s_by"]
         by["task processes and executor workers"] = round(result["other_cpu_s"] - sum(by.values()), 1)
         by["whisper"] = result["whisper_cpu_s_sum"]
         return result
+
+
+def lane_occupancy(docs: list[dict], started: datetime, finished: datetime, slots: int) -> dict:
+    """Seconds of the wall time during which 0, 1, … whisper batches ran (a batch from its chunks' start to its
+    finish, from the job documents), and how long the last `slots - 1` lanes stood idle at the end (the tail)."""
+    spans = []
+    for doc in docs:
+        chunks = doc.get("chunks") or {}
+        for batch in (doc.get("batches") or {}).values():
+            starts = [as_utc(chunks[str(i)]["started_at"]) for i in batch.get("chunks", []) if chunks.get(str(i), {}).get("started_at")]
+            if starts and batch.get("finished_at"):
+                spans.append(((min(starts) - started).total_seconds(), (as_utc(batch["finished_at"]) - started).total_seconds()))
+    wall = (finished - started).total_seconds()
+    edges = sorted({0.0, wall, *(t for span in spans for t in span)})
+    running: dict[int, float] = defaultdict(float)
+    for a, b in zip(edges, edges[1:]):
+        middle = (a + b) / 2
+        running[min(sum(s <= middle < e for s, e in spans), slots)] += b - a
+    ends = sorted(e for _, e in spans)
+    tail = wall - ends[-slots] if len(ends) >= slots else wall
+    return {"seconds_with_batches_running": {str(n): round(running[n], 1) for n in range(slots + 1)},
+            "first_batch_start_s": round(min((s for s, _ in spans), default=0.0), 1), "tail_s": round(tail, 1)}
 
 
 def job_figures(docs: list[dict], slots: int) -> dict:
@@ -317,11 +341,9 @@ def job_figures(docs: list[dict], slots: int) -> dict:
         "whisper_s_sum": round(sum(whisper), 3),
         "whisper_s_critical": round(critical, 3),
         "whisper_cpu_s_sum": round(sum(b.get("whisper_cpu_s", 0.0) for b in batches), 3),
-        # language detection (`auto`) of longer recordings runs in the prepare task: its whisper-cli is counted with
-        # the task processes; a short recording's chunks detect theirs while they are transcribed (in whisper's time)
-        "language_windows": sum(len(detected.get("windows") or []) for detected in detections if not detected.get("while_transcribing")),
-        "language_detection_s_sum": round(sum(detected.get("seconds") or 0.0 for detected in detections if not detected.get("while_transcribing")), 3),
-        "language_votes_while_transcribing": sum(bool(detected.get("while_transcribing")) for detected in detections),
+        # with `auto`, chunks detect their language while they are transcribed; these were decoded again in the
+        # job's language by the finish task (their batch had voted otherwise; in whisper's time, one more batch)
+        "language_decoded_again": sum(len(detected.get("decoded_again") or []) for detected in detections),
         "whisper_rss_mb_max": max(b["whisper_rss_mb"] for b in batches),
         "task_rss_mb_max": max(b["task_rss_mb"] for b in batches),
         "task_uss_mb_max": max(b.get("task_uss_mb", b["task_rss_mb"]) for b in batches),
@@ -509,10 +531,16 @@ def inbox_rows(report: dict) -> list[str]:
     rows.append(f"inbox CPU seconds (median): whole-file whisper {cpu['whole_file']['whisper']:.1f}, other {cpu['whole_file']['other']:.1f}; "
                 f"pipeline whisper {cpu['pipeline']['whisper']:.1f}, other {cpu['pipeline']['other']:.1f}")
     last = report["repeats"][-1]["inbox"]["pipeline"]
-    rows.append(f"pipeline language detection (last run): {last['language_windows']} window(s), {last['language_detection_s_sum']:.1f} s")
+    rows.append(f"pipeline: chunks decoded again in their job's language after the job's vote (last run): {last['language_decoded_again']}")
+    rows.append("pipeline whisper lanes, inbox (last run): " + lanes_row(last["lanes"]))
     wrong = inbox["language_misdetected"][-1]
     rows.append(f"language detected wrongly by the pipeline (last run): {', '.join(wrong) if wrong else 'none'}")
     return rows
+
+
+def lanes_row(lanes: dict) -> str:
+    running = ", ".join(f"{n} running {s:.1f} s" for n, s in sorted(lanes["seconds_with_batches_running"].items(), reverse=True))
+    return f"{running}; first batch after {lanes['first_batch_start_s']:.1f} s; tail {lanes['tail_s']:.1f} s"
 
 
 def table(report: dict) -> str:
@@ -551,6 +579,8 @@ def table(report: dict) -> str:
     if report.get("dag_test"):
         d = report["dag_test"]
         rows.append(f"dag.test() floor, long file   {d['wall_s']:.1f} s wall, {d['whisper_s_sum']:.1f} s whisper (batches in series), overhead {d['overhead_s']:.2f} s")
+    for name, _ in workloads:
+        rows.append(f"pipeline whisper lanes, {name} (last run): " + lanes_row(report["repeats"][-1][name]["pipeline"]["lanes"]))
     for name, _ in workloads:
         rows.append(f"CPU utilisation (whole-file / pipeline), {name}: "
                     + ", ".join(f"{r[name]['whole_file']['cpu_util']:.0%}/{r[name]['pipeline']['cpu_util']:.0%}" for r in report["repeats"]))

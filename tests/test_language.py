@@ -35,16 +35,16 @@ def read_json(uri: str) -> dict:
 
 
 def run_steps(path, *, language, store, settings, job_id):
-    """validate → chunk → transcribe (each batch) as the DAG runs them; returns the batches, the chunk results
-    (read from the work folder before merge) and the merged transcript."""
+    """validate → chunk → transcribe (each batch) → merge as the DAG runs them; returns the batches, the chunk
+    results (read from the work folder after merge) and the merged transcript."""
     from stt import pipeline
 
     job = pipeline.validate({"source": f"file://{path}", "language": language, "model": "base", "formats": ["json"]},
                             job_id=job_id, dag_id="test", run_id="r1", settings=settings, store=store)
     planned = pipeline.chunk(job, settings=settings, store=store)
     results = [pipeline.transcribe(job, batch, settings=settings, store=store) for batch in planned]
-    chunk_results = {r["index"]: read_json(r["result_uri"]) for batch in results for r in batch["results"]}
     transcript = read_json(pipeline.merge(job, results, settings=settings, store=store)["transcript_uri"])
+    chunk_results = {r["index"]: read_json(r["result_uri"]) for batch in results for r in batch["results"]}
     pipeline.cleanup(job["job_id"], job["source"], settings)
     return planned, chunk_results, transcript
 
@@ -73,13 +73,13 @@ def test_auto_is_decided_once_on_speech_and_every_chunk_is_told_it(steps, jobs):
 
     doc = jobs.find_one({"_id": "lang-en"})
     detected = doc["language_detected"]
-    assert detected["language"] == "en" and not detected["mixed"]
+    assert detected["language"] == "en" and not detected["mixed"] and detected["decoded_again"] == []
     audible = {i: r for i, r in chunk_results.items() if not r.get("silent")}
-    assert len(audible) >= 4 and len(detected["windows"]) == 3, detected
-    for window in detected["windows"]:
+    assert len(audible) >= 4 and sorted(w["chunk"] for w in detected["windows"]) == sorted(audible), detected
+    for window in detected["windows"]:  # the leading silence has no say: chunks vote with their seconds of speech
         assert window["language"] == "en" and window["p"] > 0.5 and window["speech_s"] > 5, window
-    assert {batch["language"] for batch in planned} == {"en"}
-    assert all(r["language_told"] == "en" and r["language"] == "en" for r in audible.values()), audible
+    assert {batch["language"] for batch in planned} == {"auto"} and all(batch["vote"] for batch in planned)
+    assert all(r["detected"][0] == "en" and r["language"] == "en" for r in audible.values()), audible
     assert transcript["language"] == "en" and all(c["language"] == "en" for c in transcript["chunks"] if not c.get("silent"))
     assert normalise(transcript["text"]) == normalise(" ".join([JFK_TEXT] * 4))
 
@@ -93,7 +93,6 @@ def test_vietnamese_is_detected_and_an_english_window_of_a_mixed_recording_keeps
 
     detected = jobs.find_one({"_id": "lang-vi"})["language_detected"]
     assert detected["language"] == "vi" and detected["windows"][0]["p"] > 0.5, detected
-    assert detected["while_transcribing"]  # a short recording: its one batch detected and voted
     assert [r["language"] for r in chunk_results.values()] == ["vi"] * len(chunk_results)
     assert transcript["language"] == "vi"
     assert {"xin", "chào", "hôm", "nay"} <= set(normalise(transcript["text"]).split()), transcript["text"]
@@ -110,7 +109,7 @@ def test_vietnamese_is_detected_and_an_english_window_of_a_mixed_recording_keeps
 
 
 def test_a_chunk_that_loses_the_vote_is_decoded_again_told_the_winner(steps, jobs, tmp_path):
-    """A short recording's batch detects on every chunk and votes (pipeline.decode_and_vote), real whisper."""
+    """A batch detects on every chunk and votes (pipeline.decode_and_vote), real whisper."""
     from stt import pipeline, whisper
     from stt.log import logger
 
@@ -119,7 +118,8 @@ def test_a_chunk_that_loses_the_vote_is_decoded_again_told_the_winner(steps, job
     wavs = {0: tmp_path / "chunk-0.wav", 1: tmp_path / "chunk-1.wav"}
     vietnamese.export(wavs[0], format="wav")
     vietnamese[:1000].export(wavs[1], format="wav")  # one second of it: whisper hears another language, unsure
-    refs = [{"index": 0, "start_s": 0.0, "end_s": 9.0, "duration_s": 9.0}, {"index": 1, "start_s": 12.0, "end_s": 13.0, "duration_s": 1.0}]
+    refs = [{"index": 0, "start_s": 0.0, "end_s": 9.0, "duration_s": 9.0, "speech_s": 8.8},
+            {"index": 1, "start_s": 12.0, "end_s": 13.0, "duration_s": 1.0, "speech_s": 1.0}]
     store.start("lang-vote", source="file:///x.wav", language="auto", model="base", dag_id="test", run_id="r1")
     told = []
 
@@ -129,13 +129,36 @@ def test_a_chunk_that_loses_the_vote_is_decoded_again_told_the_winner(steps, job
                                        language=language, threads=2, timeout_s=120, on_result=lambda i, run: on_result(chunks[i], run))
 
     heard = {}
-    languages = pipeline.decode_and_vote({"job_id": "lang-vote"}, refs, {"0": 8.8, "1": 1.0}, decode, heard, store=store, log=logger)
+    pipeline.decode_and_vote({"job_id": "lang-vote"}, 0, refs, decode, heard, store=store, log=logger)
 
-    detected = jobs.find_one({"_id": "lang-vote"})["language_detected"]
-    assert detected["while_transcribing"] and detected["language"] == "vi" and not detected["mixed"], detected
+    detected = jobs.find_one({"_id": "lang-vote"})["batches"]["0"]["language_vote"]
+    assert detected["language"] == "vi" and not detected["mixed"], detected
     assert detected["windows"][1]["language"] != "vi" and detected["windows"][1]["p"] < 0.8, detected
     assert told == [("auto", [0, 1]), ("vi", [1])]  # decoded again, told the winner
-    assert languages == {0: "vi", 1: "vi"} and heard[1].language_told == "vi" and heard[0].language_told == "auto"
+    assert {i: run.language for i, run in heard.items()} == {0: "vi", 1: "vi"} and heard[1].language_told == "vi" and heard[0].language_told == "auto"
+    assert heard[1].detected == (detected["windows"][1]["language"], detected["windows"][1]["p"])  # what it was first heard as stays recorded
+
+
+def test_a_chunk_its_batch_decoded_in_another_language_is_decoded_again_in_the_jobs(steps, jobs, tmp_path):
+    """Batches vote on their own chunks; the job's vote over all of them decides (pipeline.settle_language)."""
+    root, settings, store = steps
+    vietnamese = vietnamese_speech(tmp_path)
+    pause = AudioSegment.silent(3000, frame_rate=16000)
+    (vietnamese + pause + vietnamese[:1000]).export(root / "inbox" / "vi-tail.wav", format="wav")
+    settings = settings.updated(chunking={"seconds": 9.0, "min_s": 0.5, "max_s": 14.0, "batch_min_s": 0.5}, whisper={"transcribe_lanes": 2})
+
+    planned, chunk_results, transcript = run_steps(root / "inbox" / "vi-tail.wav", language="auto", store=store, settings=settings, job_id="lang-settle")
+
+    assert [[c["index"] for c in batch["chunks"]] for batch in planned] == [[0], [1]], [c for b in planned for c in b["chunks"]]
+    doc = jobs.find_one({"_id": "lang-settle"})
+    tail_vote = doc["batches"]["1"]["language_vote"]
+    assert tail_vote["language"] != "vi" and tail_vote["windows"][0]["p"] < 0.8, tail_vote  # alone, the second heard as another language
+    detected = doc["language_detected"]
+    assert detected["language"] == "vi" and not detected["mixed"] and detected["decoded_again"] == [1], detected
+    assert chunk_results[1]["language"] == chunk_results[1]["language_told"] == "vi" and chunk_results[1]["detected"][0] == tail_vote["language"]
+    assert doc["batches"]["2"]["chunks_transcribed"] == 1  # decoded again as one more batch
+    assert doc["chunks_completed"] == doc["chunks_total"] == 2  # counted once
+    assert transcript["language"] == "vi" and [c["language"] for c in transcript["chunks"]] == ["vi", "vi"]
 
 
 def encoder_passes_and_text(settings, wav, language: str, folder) -> tuple[int, str]:
@@ -154,21 +177,6 @@ def test_a_detected_language_costs_no_second_encoder_pass(whisper_ready, tmp_pat
     detected = encoder_passes_and_text(whisper_ready, JFK_WAV, "auto", tmp_path)
     assert told[0] == detected[0] == 1, (told, detected)
     assert detected[1] == told[1] and normalise(told[1]) == normalise(JFK_TEXT)
-
-
-def test_windows_are_chunks_of_speech_spread_over_the_recording():
-    from stt.audio import ChunkPlan, Plan
-    from stt.pipeline import language_windows
-
-    chunks = [ChunkPlan(0, 0.0, 20.0, silent=True),  # a leading silence
-              ChunkPlan(1, 20.0, 45.0), ChunkPlan(2, 45.0, 70.0),  # 1: mostly pauses, 2: speech
-              ChunkPlan(3, 70.0, 95.0), ChunkPlan(4, 95.0, 120.0),
-              ChunkPlan(5, 120.0, 150.0), ChunkPlan(6, 150.0, 155.0)]
-    plan = Plan("silence", 155.0, -40.0, [(0.0, 20.0), (21.0, 40.0), (100.0, 118.0)], chunks)
-
-    assert [c.index for c in language_windows(plan)] == [2, 3, 5]
-    assert [c.index for c in language_windows(Plan("silence", 45.0, -40.0, [(0.0, 20.0)], chunks[:2]))] == [1]
-    assert language_windows(Plan("silence", 20.0, -40.0, [(0.0, 20.0)], chunks[:1])) == []
 
 
 def test_english_only_model_with_auto_fails_with_the_reason(run_transcribe, jobs, tmp_path, monkeypatch):

@@ -164,8 +164,12 @@ class JobStore:
                      event=f"chunked into {len(plans)}, {len(batches)} batch(es)")
 
     def set_language_detected(self, job_id: str, detected: dict) -> None:
-        """Record the language detected for a job with `auto` (pipeline.decide_language): the decision and each window's result."""
+        """Record the language decided for a job with `auto` (pipeline.settle_language): the decision and each chunk's detection."""
         self._update(job_id, {"$set": {"language_detected": detected}}, event=f"language detected: {detected.get('language') or 'none'}")
+
+    def set_batch_language(self, job_id: str, number: int, detected: dict) -> None:
+        """Record what one batch's chunks voted (pipeline.decode_and_vote), before the job's vote."""
+        self._update(job_id, {"$set": {f"batches.{number}.language_vote": detected}})
 
     def chunks_started(self, job_id: str, indexes: list[int], *, attempt: int, worker: str) -> None:
         at = now()

@@ -222,8 +222,8 @@ def chunk(job: Job, *, settings: Settings, store: JobStore) -> list[Batch]:
         files = audio.cut_chunks(decoded, plan.chunks, work / "chunks")
         refs: list[ChunkRef] = []
         for planned, path in zip(plan.chunks, files):
-            uri = storage.upload(path, location.work_uri(settings, job_id, "chunks", path.name), settings)
-            refs.append({**planned.as_dict(), "duration_s": planned.duration_s, "uri": uri})
+            uri = storage.upload(path, chunk_audio_uri(job, planned.index, settings), settings)
+            refs.append({**planned.as_dict(), "duration_s": planned.duration_s, "speech_s": round(speech_seconds(planned, plan.silences), 2), "uri": uri})
         storage.write_text(location.work_uri(settings, job_id, "plan.json"), json.dumps(plan.as_dict()), settings)
         grouped = batches.plan_batches(refs, lanes=settings.whisper.lanes(), max_s=settings.chunking.batch_max_s, min_s=settings.chunking.batch_min_s)
         store.set_chunks(job_id, [p.as_dict() for p in plan.chunks], batches=[[c["index"] for c in b] for b in grouped], removed=plan.removed())
@@ -232,8 +232,13 @@ def chunk(job: Job, *, settings: Settings, store: JobStore) -> list[Batch]:
                  plan.duration_s, method, len(plan.silences), len(plan.chunks), cuts, sum(c.silent for c in plan.chunks),
                  len(grouped), "/".join(str(len(b)) for b in grouped))
         store.step_memory(job_id, "chunk", **task_memory())
-        decoding = decide_language(job, plan, files, one_batch=len(grouped) == 1, settings=settings, store=store)
+        decoding = decide_language(job, plan, log)
     return [{"batch": i, "chunks": b, **decoding} for i, b in enumerate(grouped)]
+
+
+def chunk_audio_uri(job: Job, index: int, settings: Settings) -> str:
+    """Where a chunk's WAV lies in the work folder (named as audio.cut_chunks names it)."""
+    return storage.locate(job["source"], settings).work_uri(settings, job["job_id"], "chunks", f"chunk-{index:05d}.wav")
 
 
 @contextmanager
@@ -245,22 +250,12 @@ def scratch_removed(settings: Settings, job_id: str):
         shutil.rmtree(scratch_dir(settings, job_id), ignore_errors=True)
 
 
-LANGUAGE_WINDOWS = 3  # chunks of a recording whisper detects its language on, spread over it
-CONFIDENT_P = 0.8  # a window detected at least this surely in another language than the vote's: the recording is mixed
+CONFIDENT_P = 0.8  # a chunk detected at least this surely in another language than the vote's: the recording is mixed
 
 
 def speech_seconds(chunk: audio.ChunkPlan, silences: list[tuple[float, float]]) -> float:
     """Seconds of a chunk's audio outside the silences found."""
     return chunk.duration_s - sum(max(0.0, min(e, b) - max(s, a)) for s, e in chunk.spans for a, b in silences)
-
-
-def language_windows(plan: audio.Plan, count: int = LANGUAGE_WINDOWS) -> list[audio.ChunkPlan]:
-    """Up to `count` chunks to detect the language on: the audible chunks split in order into `count` stretches
-    of the recording, from each the chunk with the most speech (a leading silence or pauses are not chosen).
-    A recording of at most `count` audible chunks has each detected."""
-    audible = [c for c in plan.chunks if not c.silent]
-    stretches = [audible[i * len(audible) // count : (i + 1) * len(audible) // count] for i in range(count)]
-    return [max(stretch, key=lambda c: speech_seconds(c, plan.silences)) for stretch in stretches if stretch]
 
 
 def window_result(chunk: int, start_s: float, end_s: float, speech_s: float, language: str, p: float) -> dict:
@@ -269,8 +264,8 @@ def window_result(chunk: int, start_s: float, end_s: float, speech_s: float, lan
 
 
 def language_vote(windows: list[dict]) -> dict:
-    """What the windows' detections (`language`, `p`, `speech_s` each) decide, as recorded on the job
-    (`language_detected`): they vote with their probability times their seconds of speech; a window detected
+    """What the chunks' detections (`language`, `p`, `speech_s` each) decide, as recorded on the job
+    (`language_detected`): they vote with their probability times their seconds of speech; a chunk detected
     in another language with at least CONFIDENT_P makes the recording `mixed`."""
     votes: dict[str, float] = defaultdict(float)
     for window in windows:
@@ -288,44 +283,25 @@ def decoding_of(detected: dict) -> Decoding:
     return {"language": detected["language"], "chunk_languages": {}}
 
 
-def decide_language(job: Job, plan: audio.Plan, files: list[Path], *, one_batch: bool, settings: Settings, store: JobStore) -> Decoding:
-    """How the chunks are decoded: `{"language": …, "chunk_languages": {index: language}}`, for the batches.
+def decide_language(job: Job, plan: audio.Plan, log) -> Decoding:
+    """How the batches decode their chunks: `{"language": …, "chunk_languages": {}}` (plus `vote`).
 
-    A language given with the job is used as is. With `auto`, the language is decided once per job by a vote
-    of `language_windows` (`language_vote`), and every chunk is decoded told the winner (`decoding_of`).
-    When every audible chunk is a window and all are in one batch (a short recording), that batch detects
-    and votes itself (`vote_speech_s`): each chunk is decoded with `-l auto`, whose detection reuses its encoder
-    pass (whisper/patches), and a chunk that lost the vote is decoded again told the winner. Otherwise
-    whisper detects on the windows here (one process, an encoder pass per window). The result is recorded on
-    the job (`language_detected`); when detection fails, each chunk detects its own."""
+    A language given with the job is used as is. With `auto`, no chunk is decoded before the language is known
+    and no encoder pass is spent on detection alone: every audible chunk is decoded with `-l auto`, whose
+    detection reuses the chunk's encoder pass (whisper/patches); each batch votes on its chunks and decodes
+    again, told the winner, those that lost (`decode_and_vote`); then all chunks of the job vote and a chunk
+    its batch decoded in another language than the job's is decoded again, told it (`settle_language`). A
+    leading silence or music has no say: chunks vote with their seconds of speech."""
     language = whisper.whisper_language(job["model"], job["language"])
-    windows = language_windows(plan) if language == "auto" else []
-    if not windows:  # a language was given, or nothing is audible (no chunk is transcribed)
+    if language != "auto" or all(c.silent for c in plan.chunks):
         return {"language": language, "chunk_languages": {}}
-    log = logger.bind(job_id=job["job_id"])
-    if one_batch and len(windows) == sum(not c.silent for c in plan.chunks):
-        log.info("language: each of the {} audible chunk(s) detects its own while it is transcribed, then they vote", len(windows))
-        return {"language": "auto", "chunk_languages": {}, "vote_speech_s": {str(c.index): round(speech_seconds(c, plan.silences), 2) for c in windows}}
-    path_of = {c.index: path for c, path in zip(plan.chunks, files)}
-    started = time.monotonic()
-    try:
-        found = whisper.detect_languages([path_of[c.index] for c in windows], cli=settings.whisper.cli, model_path=settings.whisper.model_path(job["model"]),
-                                         threads=settings.whisper.threads, timeout_s=settings.whisper.timeout(sum(c.duration_s for c in windows)),
-                                         nice=settings.whisper.nice)
-    except (WhisperFailed, WhisperTimeout) as exc:
-        log.warning("language detection failed; each chunk detects its own language: {}", exc)
-        store.set_language_detected(job["job_id"], {"language": None, "error": str(exc)})
-        return {"language": "auto", "chunk_languages": {}}
-    detected = language_vote([window_result(c.index, c.start_s, c.end_s, round(speech_seconds(c, plan.silences), 2), found_language, p)
-                              for c, (found_language, p) in zip(windows, found)])
-    store.set_language_detected(job["job_id"], {**detected, "seconds": round(time.monotonic() - started, 3)})
-    log_vote(log, detected)
-    return decoding_of(detected)
+    log.info("language: every audible chunk detects its own while it is transcribed; its batch, then the job, vote")
+    return {"language": "auto", "chunk_languages": {}, "vote": True}
 
 
-def log_vote(log, detected: dict) -> None:
-    log.info("language {} ({}) from {} window(s): {}", detected["language"], "mixed recording: chunks detect their own" if detected["mixed"] else "every chunk told it",
-             len(detected["windows"]), ", ".join(f"chunk {w['chunk']} {w['language']} p={w['p']:.2f}" for w in detected["windows"]))
+def log_vote(log, detected: dict, voters: str) -> None:
+    log.info("language {} ({}) from the {} chunk(s) of {}: {}", detected["language"], "mixed recording: chunks keep their own" if detected["mixed"] else "every chunk in it",
+             len(detected["windows"]), voters, ", ".join(f"chunk {w['chunk']} {w['language']} p={w['p']:.2f}" for w in detected["windows"]))
 
 
 def job_decode_args(job: Job, settings: Settings) -> tuple[str, ...]:
@@ -370,16 +346,17 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
                 save_chunk_result(job, ref, whisper.WhisperRun(language="", segments=[], seconds=0.0), results, settings=settings, store=store)
                 log.info("chunk {} ({:.1f}s audio) is silent: not transcribed", ref["index"], ref["duration_s"])
         if audible:
-            store.chunks_started(job_id, [ref["index"] for ref in audible], attempt=attempt, worker=worker)
+            if not batch.get("settling"):  # chunks decoded again by settle_language stay counted as done
+                store.chunks_started(job_id, [ref["index"] for ref in audible], attempt=attempt, worker=worker)
             # a folder per batch and try: batches of one job run side by side on a worker and clean up after themselves
             folder = scratch_dir(settings, job_id) / f"batch-{number:03d}-try-{attempt}"
             with work_files(f"a chunk of batch {number}"):
                 wavs = {ref["index"]: storage.download(ref["uri"], folder / Path(ref["uri"]).name, settings) for ref in audible}
             speech_s = sum(ref["duration_s"] for ref in audible)
-            voters = batch.get("vote_speech_s") or {}
-            if voters and attempt > 1 and (earlier := (store.get(job_id) or {}).get("language_detected") or {}).get("windows"):
+            vote = bool(batch.get("vote"))
+            if vote and attempt > 1 and (earlier := ((store.get(job_id) or {}).get("batches") or {}).get(str(number), {}).get("language_vote")):
                 decoding = decoding_of(earlier)  # an earlier try voted: its chunks are decoded as it decided
-                language, own_languages, voters = decoding["language"], decoding["chunk_languages"], {}
+                language, own_languages, vote = decoding["language"], decoding["chunk_languages"], False
             decoded_in: dict[int, str] = {}
 
             def language_of(index: int) -> str:
@@ -393,6 +370,8 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
             unheard: dict[int, tuple[ChunkRef, whisper.WhisperRun, list[tuple[float, float]]]] = {}
 
             def done(ref: ChunkRef, run: whisper.WhisperRun) -> None:
+                if ref.get("detected") and not run.detected:  # decoded again (settle_language): what it was first heard as
+                    run = dataclasses.replace(run, detected=tuple(ref["detected"]))
                 log.bind(chunk=ref["index"]).info("chunk {} ({:.1f}s audio) → {} segment(s), language {} (told {}), whisper {:.2f}s",
                                                   ref["index"], ref["duration_s"], len(run.segments), run.language or "?", run.language_told, run.seconds)
                 spans = hearing.unheard(run.segments, start_s=ref["start_s"], pieces=ref["pieces"], silences=silences,
@@ -422,9 +401,10 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
                 return runs[-1]
 
             try:
-                if voters:
+                if vote:
                     heard: dict[int, whisper.WhisperRun] = {}
-                    decoded_in.update(decode_and_vote(job, audible, voters, decode, heard, store=store, log=log))
+                    decode_and_vote(job, number, audible, decode, heard, store=store, log=log)
+                    decoded_in.update({index: run.language for index, run in heard.items()})
                     for ref in audible:
                         done(ref, heard[ref["index"]])
                 else:
@@ -450,25 +430,65 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
     return {"batch": number, "results": [{"index": index, "result_uri": uri} for index, uri in results.items()]}
 
 
-def decode_and_vote(job: Job, audible: list[ChunkRef], voters: dict[str, float], decode, heard: dict[int, whisper.WhisperRun], *,
-                    store: JobStore, log) -> dict[int, str]:
-    """Decode a short recording's chunks with `-l auto` into `heard`, let their detections vote
-    (`language_vote`, recorded on the job) and decode again, told the winner, each chunk that lost (unless
-    the recording is mixed). Returns each chunk's language."""
+def decode_and_vote(job: Job, number: int, audible: list[ChunkRef], decode, heard: dict[int, whisper.WhisperRun], *, store: JobStore, log) -> None:
+    """Decode a batch's chunks with `-l auto` into `heard` (each run keeps what it detected), let their
+    detections vote (`language_vote`, recorded on the batch) and decode again, told the winner, each chunk
+    that lost (unless the batch is mixed)."""
 
     def keep(ref: ChunkRef, run: whisper.WhisperRun) -> None:
         heard[ref["index"]] = run
 
     found = decode(audible, "auto", keep).detected
-    detected = language_vote([window_result(ref["index"], ref["start_s"], ref["end_s"], voters.get(str(ref["index"]), ref["duration_s"]),
-                                            language or heard[ref["index"]].language, p) for ref, (language, p) in zip(audible, found)])
-    store.set_language_detected(job["job_id"], {**detected, "while_transcribing": True})
-    log_vote(log, detected)
+    for ref, (language, p) in zip(audible, found):
+        run = heard[ref["index"]]
+        heard[ref["index"]] = dataclasses.replace(run, detected=(language or run.language, round(p, 3)))
+    detected = language_vote([window_result(ref["index"], ref["start_s"], ref["end_s"], ref.get("speech_s", ref["duration_s"]), *heard[ref["index"]].detected)
+                              for ref in audible])
+    store.set_batch_language(job["job_id"], number, detected)
+    log_vote(log, detected, f"batch {number}")
     lost = [] if detected["mixed"] else [ref for ref in audible if heard[ref["index"]].language != detected["language"]]
     if lost:
         log.info("chunk(s) {} detected another language: decoded again told {}", ", ".join(str(ref["index"]) for ref in lost), detected["language"])
+        first = {ref["index"]: heard[ref["index"]].detected for ref in lost}
         decode(lost, detected["language"], keep)
-    return {index: run.language for index, run in heard.items()}
+        for index, was in first.items():
+            heard[index] = dataclasses.replace(heard[index], detected=was)
+
+
+def settle_language(job: Job, batch_results: list[BatchResult], *, settings: Settings, store: JobStore, worker: str = "") -> None:
+    """The job's language, when it is `auto`: every chunk's detection votes (`language_vote`, recorded on the
+    job as `language_detected`) and, unless the recording is mixed, a chunk its batch decoded in another
+    language is decoded again here, told the job's (one more batch, numbered after the others)."""
+    job_id = job["job_id"]
+    if whisper.whisper_language(job["model"], job["language"]) != "auto":
+        return
+    refs = sorted((r for batch in batch_results for r in batch["results"]), key=lambda r: r["index"])
+    with work_files("a chunk result"):
+        chunks = [json.loads(storage.read_text(r["result_uri"], settings)) for r in refs]
+    voting = [c for c in chunks if c.get("detected")]
+    if not voting:  # nothing audible, or batches that decoded as an earlier vote decided
+        return
+    with timed_step(store, job_id, "language") as log:
+        detected = language_vote([window_result(c["index"], c["start_s"], c["end_s"], c.get("speech_s", c["end_s"] - c["start_s"]), *c["detected"])
+                                  for c in voting])
+        lost = [] if detected["mixed"] else [c for c in chunks if c.get("language") and c["language"] != detected["language"]]
+        store.set_language_detected(job_id, {**detected, "decoded_again": [c["index"] for c in lost]})
+        log_vote(log, detected, "the job")
+        if lost:
+            log.info("chunk(s) {} were decoded in another language by their batch: decoded again told {}", ", ".join(str(c["index"]) for c in lost),
+                     detected["language"])
+            again: Batch = {"batch": len(batch_results), "chunks": [chunk_ref(job, c, settings) for c in lost], "language": detected["language"],
+                            "chunk_languages": {}, "settling": True}
+            transcribe(job, again, settings=settings, store=store, worker=worker)
+
+
+def chunk_ref(job: Job, result: dict, settings: Settings) -> ChunkRef:
+    """The chunk a stored chunk result was made from."""
+    pieces = result.get("pieces") or [[result["start_s"], result["end_s"]]]
+    return {"index": result["index"], "start_s": result["start_s"], "end_s": result["end_s"], "cut": result.get("cut", "fixed"),
+            "overlap_s": result.get("overlap_s", 0.0), "silent": bool(result.get("silent")), "pieces": pieces,
+            "duration_s": round(sum(e - s for s, e in pieces), 3), "speech_s": result.get("speech_s", 0.0), "uri": chunk_audio_uri(job, result["index"], settings),
+            **({"detected": result["detected"]} if result.get("detected") else {})}
 
 
 MAX_CRASHES_PER_CHUNK = 2  # whisper-cli crashing this often on one chunk fails the job (retries would crash again)
@@ -541,7 +561,7 @@ def save_chunk_result(job: Job, ref: ChunkRef, run: whisper.WhisperRun, results:
                       heard_again: list | None = None) -> None:
     """Put one chunk's result in the work folder and count the chunk as done on the job (once). `heard_again`:
     [start, end, words] of each stretch decoded a second time (hear_again)."""
-    meta = {k: ref[k] for k in ("index", "start_s", "end_s", "cut", "overlap_s", "silent", "pieces") if k in ref}
+    meta = {k: ref[k] for k in ("index", "start_s", "end_s", "cut", "overlap_s", "silent", "pieces", "speech_s") if k in ref}
     again = {"heard_again": heard_again} if heard_again else {}
     storage.write_text(results[ref["index"]], json.dumps({**meta, **run.as_dict(), **again}, ensure_ascii=False), settings)
     store.chunk_completed(job["job_id"], ref["index"], seconds=run.seconds, language=run.language, segments=len(run.segments))
@@ -549,10 +569,12 @@ def save_chunk_result(job: Job, ref: ChunkRef, run: whisper.WhisperRun, results:
 
 def merge(job: Job, batch_results: list[BatchResult], *, settings: Settings, store: JobStore) -> Merged:
     """Join the chunk results of all batches into one transcript in the work folder: times shifted by each
-    chunk's start, overlaps spliced, loops collapsed, text in silence dropped (merge.merge_chunks)."""
+    chunk's start, overlaps spliced, loops collapsed, text in silence dropped (merge.merge_chunks); with
+    `auto`, once every chunk is in the job's language (settle_language)."""
     job_id = job["job_id"]
     if doc := completed_by_this_run(job, store, "merge"):
         return {"transcript_uri": None, "segments": doc.get("segments", 0)}
+    settle_language(job, batch_results, settings=settings, store=store)
     with timed_step(store, job_id, "merge") as log:
         location = storage.locate(job["source"], settings)
         results = sorted((r for batch in batch_results for r in batch["results"]), key=lambda r: r["index"])

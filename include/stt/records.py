@@ -46,7 +46,9 @@ class ChunkRef(PlannedChunk):
     """A planned chunk cut and put in the work folder."""
 
     duration_s: float  # length of its audio (less than end_s - start_s when silences were shortened)
+    speech_s: NotRequired[float]  # seconds of it outside the silences found (its weight in a language vote)
     uri: str  # its WAV file
+    detected: NotRequired[list]  # decoded again in the job's language: what it was first detected as (ChunkResult.detected)
 
 
 class Decoding(TypedDict):
@@ -54,7 +56,7 @@ class Decoding(TypedDict):
 
     language: str  # what whisper is told (`auto`: each chunk detects its own)
     chunk_languages: dict[str, str]  # chunk index (as text: JSON keys) → its own language, in a mixed recording
-    vote_speech_s: NotRequired[dict[str, float]]  # chunks that detect their language in the batch and vote, with their seconds of speech
+    vote: NotRequired[bool]  # each chunk detects its language (`-l auto`) and the batch votes (pipeline.decode_and_vote)
 
 
 class Batch(Decoding):
@@ -62,6 +64,7 @@ class Batch(Decoding):
 
     batch: int
     chunks: list[ChunkRef]
+    settling: NotRequired[bool]  # chunks decoded again, told the job's language (pipeline.settle_language): already counted done
 
 
 class ResultRef(TypedDict):
@@ -103,6 +106,8 @@ class ChunkResult(TypedDict):
     pieces: NotRequired[list[list[float]]]
     language: str  # decoded in (told or detected); empty when the chunk was not transcribed
     language_told: NotRequired[str]
+    detected: NotRequired[list]  # [language, probability] whisper detected in the chunk (`auto`), whatever it was decoded in
+    speech_s: NotRequired[float]
     segments: list[Segment]
     whisper_seconds: NotRequired[float]
     heard_again: NotRequired[list[list[float]]]  # [start, end, words] (chunk time) of stretches decoded a second time

@@ -62,9 +62,11 @@ class WhisperRun:
     segments: list[Segment]
     seconds: float
     language_told: str = ""
+    detected: tuple[str, float] | None = None  # told `auto`: the language detected and its probability (ProcessStats.detected)
 
     def as_dict(self) -> dict:
-        return {"language": self.language, "language_told": self.language_told, "segments": self.segments, "whisper_seconds": round(self.seconds, 3)}
+        detected = {"detected": list(self.detected)} if self.detected else {}
+        return {"language": self.language, "language_told": self.language_told, **detected, "segments": self.segments, "whisper_seconds": round(self.seconds, 3)}
 
 
 def is_english_only(model: str) -> bool:
@@ -212,31 +214,8 @@ _DETECTED = re.compile(r"auto-detected language: (\w+) \(p = ([0-9.]+)\)")
 _PROCESSING = re.compile(r"^main: processing '(.*)' \(", re.MULTILINE)
 
 
-def detect_languages(wavs: list[Path], *, cli: Path, model_path: Path, threads: int, timeout_s: float, nice: int = 0) -> list[tuple[str, float]]:
-    """The language whisper detects in each WAV and its probability, with one whisper-cli process (`-dl`: it
-    detects on the first 30 s of each file, one encoder pass, and decodes nothing). Read from its log."""
-    check_installation(cli, model_path)
-    cmd = [str(cli), "-m", str(model_path), "-dl", "-t", str(threads)]
-    for wav in wavs:
-        cmd += ["-f", str(wav)]
-    logger.debug("running {}", " ".join(cmd))
-    try:
-        with procs.spawned(cmd, nice=nice, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
-            _, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        raise WhisperTimeout(f"whisper-cli language detection did not finish within {timeout_s:.0f}s on {len(wavs)} file(s)") from exc
-    log = err.decode(errors="replace")
-    found = parse_detections(log)
-    missing = [wav.name for wav in wavs if str(wav) not in found]
-    if proc.returncode != 0 or missing:
-        tail = " | ".join(log.strip().splitlines()[-3:])
-        raise WhisperFailed(f"whisper-cli language detection failed (exit {proc.returncode}; no result for {', '.join(missing) or 'none'}): "
-                            f"{tail or 'no output'}")
-    return [found[str(wav)] for wav in wavs]
-
-
 def parse_detections(log: str) -> dict[str, tuple[str, float]]:
-    """File name → (language, probability) from whisper-cli's `-dl` log: each file's `processing '…'` line is
+    """File name → (language, probability) from whisper-cli's log with `-l auto`: each file's `processing '…'` line is
     followed by its `auto-detected language: xx (p = 0.93)` line."""
     found: dict[str, tuple[str, float]] = {}
     starts = list(_PROCESSING.finditer(log))
