@@ -209,6 +209,21 @@ def test_an_inbox_at_the_bucket_root_does_not_ingest_work_or_transcripts(store, 
     assert sources == ["s3://whole/inbox/a.wav", "s3://whole/top.wav"]
 
 
+def test_a_bulk_inbox_is_claimed_largest_first(store, settings, s3_server):
+    """Runs start in the order they are triggered: long recordings first, short ones fill the whisper slots' gaps."""
+    from stt.ingest import scan_and_claim
+
+    s3 = s3_server.client()
+    s3.create_bucket(Bucket="bulk")
+    sizes = {"inbox/a-short.wav": 2, "inbox/b-long.wav": 9, "inbox/c-mid.wav": 5}
+    whole = JFK_WAV.read_bytes()
+    for key, parts in sizes.items():
+        s3.put_object(Bucket="bulk", Key=key, Body=whole[: len(whole) * parts // 10])
+    settings = settings.updated(ingest={"inbox_uris": ("s3://bulk/inbox/",)})
+    sources = [r["conf"]["source"] for r in scan_and_claim(settings=settings, store=store, claimed_by="test")]
+    assert sources == ["s3://bulk/inbox/b-long.wav", "s3://bulk/inbox/c-mid.wav", "s3://bulk/inbox/a-short.wav"]
+
+
 # --- crafted media -------------------------------------------------------------------------------------------
 
 

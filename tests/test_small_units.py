@@ -83,14 +83,16 @@ def test_priority_policy_puts_transcription_first_within_a_priority_and_prioriti
 
     from stt.policy import task_instance_mutation_hook
 
-    def weight(task_id, priority):
+    def weight(task_id, priority, run=7):
         ti = SimpleNamespace(dag_id="stt_transcribe", task_id=task_id, priority_weight=1)
-        task_instance_mutation_hook(ti, SimpleNamespace(conf={"priority": priority}))
+        task_instance_mutation_hook(ti, SimpleNamespace(conf={"priority": priority}, id=run))
         return ti.priority_weight
 
     order = ["transcribe", "finish", "prepare"]
     assert [weight(t, "normal") for t in order] == sorted({weight(t, "normal") for t in order}, reverse=True)
     assert weight("prepare", "high") > weight("transcribe", "normal") > weight("prepare", "normal") > weight("transcribe", "low")
+    assert weight("transcribe", "normal", run=7) > weight("transcribe", "normal", run=8) > weight("finish", "normal", run=1)  # first come, first served
+    assert max(weight("transcribe", "high", run=r) for r in (0, 999_999)) < 2**31  # Airflow's weights are 32-bit
     other = SimpleNamespace(dag_id="stt_ingest", task_id="scan", priority_weight=7)
     task_instance_mutation_hook(other, SimpleNamespace(conf={"priority": "high"}))
     assert other.priority_weight == 7

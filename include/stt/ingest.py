@@ -48,9 +48,12 @@ def transcribable(obj: ObjectInfo, settings: Settings) -> bool:
 
 def claim_objects(objects: list[ObjectInfo], *, store: JobStore, origin: str, claimed_by: str, conf: dict,
                   limit: int, lease_s: float, settings: Settings) -> list[dict]:
-    """Claim up to `limit` transcribable objects not yet known; returns the trigger requests for the ones this caller won.
-    The run is told the object's ETag, so it transcribes the content claimed or fails with SOURCE_CHANGED."""
-    by_id = {job_id_for_object(obj): obj for obj in objects if transcribable(obj, settings)}
+    """Claim up to `limit` transcribable objects not yet known, largest first; returns the trigger requests for the
+    ones this caller won, in that order. Runs start in the order they are triggered, so a bulk inbox's long
+    recordings take the whisper slots first and the short ones fill the gaps: the inbox is done sooner than
+    when a long recording that came last finishes alone. The run is told the object's ETag, so it transcribes
+    the content claimed or fails with SOURCE_CHANGED."""
+    by_id = {job_id_for_object(obj): obj for obj in sorted(objects, key=lambda o: -o.size) if transcribable(obj, settings)}
     known = store.existing_ids(list(by_id)) if by_id else set()
     requests = []
     for job_id, obj in by_id.items():

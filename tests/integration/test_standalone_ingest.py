@@ -163,8 +163,8 @@ def test_rest_trigger_with_token_and_priority(airflow, s3_server, jobs):
     assert doc["status"] == "COMPLETED"
     tis = api.get("/dags/stt_transcribe/dagRuns/rest-jfk/taskInstances", params={"limit": 100}).json()["task_instances"]
     weights = {ti["task_id"]: ti["priority_weight"] for ti in tis}
-    assert weights == {"prepare": 100, "transcribe": 400, "finish": 300}, \
-        "priority=high must scale every task's priority_weight, transcription first"
+    assert weights["transcribe"] > weights["finish"] > weights["prepare"] >= 100 * 1_000_000, \
+        f"priority=high must scale every task's priority_weight, transcription first: {weights}"
     assert {ti["pool"] for ti in tis if ti["task_id"] == "transcribe"} == {"whisper"}
     assert "preloaded the task modules in the scheduler" in stack.log_file.read_text(), "plugins/stt_preload.py did not run"
 
