@@ -704,56 +704,11 @@ def plan_chunks(
     return Plan(method, duration, median, silences, mark_silent(chunks, levels, silences))
 
 
-SPEECH_PERCENTILE = 95  # the level of a stretch of speech: this percentile of its 10 ms frame levels
-MAX_GAIN_DB = 30.0  # quiet speech is raised by at most this much...
-PEAK_CEILING_DB = -1.0  # ...and never so far that its loudest sample passes this
-
-
-def speech_gains(samples, silences: list[tuple[float, float]], target_db: float):
-    """Per 10 ms frame of a chunk's samples, the gain (linear) that raises each stretch of speech between the
-    silences (chunk seconds) to `target_db` at its SPEECH_PERCENTILE level: 1 where it is already that loud, at
-    most MAX_GAIN_DB, never clipping; a silence takes the lower gain of the speech on either side."""
-    import numpy as np
-
-    size = int(SAMPLE_RATE * FRAME_S)
-    count = -(-len(samples) // size)
-    frames = np.zeros(count * size, dtype=np.float32)
-    frames[: len(samples)] = samples.astype(np.float32) / 32768.0
-    frames = frames.reshape(count, size)
-    levels = 10.0 * np.log10(np.maximum((frames**2).mean(axis=1), 1e-10))
-    peaks = 20.0 * np.log10(np.maximum(np.abs(frames).max(axis=1), 1e-10))
-    quiet = np.zeros(count, dtype=bool)
-    for s, e in silences:
-        quiet[max(0, int(round(s / FRAME_S))) : max(0, int(round(e / FRAME_S)))] = True
-    gains_db = np.full(count, np.nan)
-    for start, end in zip(*_runs(~quiet)):
-        gain = min(target_db - float(np.percentile(levels[start:end], SPEECH_PERCENTILE)), MAX_GAIN_DB, PEAK_CEILING_DB - float(peaks[start:end].max()))
-        gains_db[start:end] = max(gain, 0.0)
-    for start, end in zip(*_runs(quiet)):
-        sides = [gains_db[i] for i in (start - 1, end) if 0 <= i < count and not np.isnan(gains_db[i])]
-        gains_db[start:end] = min(sides) if sides else 0.0
-    return 10.0 ** (gains_db / 20.0)
-
-
-def chunk_silences(plan: ChunkPlan, silences: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The silences (recording seconds) inside a chunk, in the chunk's own seconds (its pieces laid end to end)."""
-    out, at = [], 0.0
-    for a, b in plan.spans:
-        out.extend((at + max(s, a) - a, at + min(e, b) - a) for s, e in silences if s < b and e > a)
-        at += b - a
-    return out
-
-
-def cut_chunks(wav, plans: list[ChunkPlan], out_dir: Path, speech_level_db: float | None = None,
-               silences: list[tuple[float, float]] = ()) -> list[Path]:
+def cut_chunks(wav, plans: list[ChunkPlan], out_dir: Path) -> list[Path]:
     """Write each planned chunk of an already-decoded recording (a WAV path, a Recording or an AudioSegment)
     as its own WAV file (no re-decode): its pieces laid end to end, copied in blocks. Silent chunks are
     written too. Span edges fall on whole milliseconds, except that a span reaching the recording's end takes it to its
-    last sample (a one-chunk job hears exactly what whisper-cli on the whole file hears). With `speech_level_db`,
-    each stretch of speech between the `silences` (recording seconds) that is quieter is raised to it
-    (`speech_gains`): a quiet talker, a far end or a fade reaches whisper at the level of the rest."""
-    import numpy as np
-
+    last sample (a one-chunk job hears exactly what whisper-cli on the whole file hears)."""
     source = recording(wav)
     length_ms = round(1000 * source.samples / SAMPLE_RATE)
     per_ms = SAMPLE_RATE // 1000
@@ -768,12 +723,6 @@ def cut_chunks(wav, plans: list[ChunkPlan], out_dir: Path, speech_level_db: floa
             out.setsampwidth(2)
             out.setframerate(SAMPLE_RATE)
             out.setnframes(sum(max(0, end - start) for start, end in ranges))
-            if speech_level_db is not None and not plan.silent:  # a chunk is at most a few minutes: levelled in memory
-                chunk = np.concatenate([source.read(start, end) for start, end in ranges])
-                gains = np.repeat(speech_gains(chunk, chunk_silences(plan, silences), speech_level_db), int(SAMPLE_RATE * FRAME_S))[: len(chunk)]
-                out.writeframesraw(np.clip(np.rint(chunk * gains), -32768, 32767).astype("<i2").tobytes())
-                files.append(path)
-                continue
             for start, end in ranges:
                 for _, block in source.blocks(start, end):
                     out.writeframesraw(block.astype("<i2", copy=False).tobytes())

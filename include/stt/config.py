@@ -130,7 +130,6 @@ class ChunkingSettings(Group):
     silence_min_s: float = env("STT_SILENCE_MIN_S", 0.3)
     silence_below_speech_db: float = env("STT_SILENCE_BELOW_SPEECH_DB", 35.0)
     silence_keep_s: float = env("STT_SILENCE_KEEP_S", 1.0)
-    speech_level_db: float | None = env("STT_CHUNK_SPEECH_LEVEL_DB", None)  # a chunk whose speech is quieter is raised to this (dBFS); none: as recorded
     hear_again_min_s: float = env("STT_HEAR_AGAIN_MIN_S", 3.0)  # speech this long that whisper left without words is decoded again; 0: never
     vad_model: str = env("STT_VAD_MODEL", "silero-v6.2.0")
     batch_max_s: float = env("STT_BATCH_MAX_S", 600.0)

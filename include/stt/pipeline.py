@@ -219,7 +219,7 @@ def chunk(job: Job, *, settings: Settings, store: JobStore) -> list[Batch]:
             )
 
         plan = chunk_plan(decoded, method, settings, vad)
-        files = audio.cut_chunks(decoded, plan.chunks, work / "chunks", speech_level_db=settings.chunking.speech_level_db, silences=plan.silences)
+        files = audio.cut_chunks(decoded, plan.chunks, work / "chunks")
         refs: list[ChunkRef] = []
         for planned, path in zip(plan.chunks, files):
             uri = storage.upload(path, chunk_audio_uri(job, planned.index, settings), settings)
