@@ -290,8 +290,9 @@ def decide_language(job: Job, plan: audio.Plan, log) -> Decoding:
     and no encoder pass is spent on detection alone: every audible chunk is decoded with `-l auto`, whose
     detection reuses the chunk's encoder pass (whisper/patches); each batch votes on its chunks and decodes
     again, told the winner, those that lost (`decode_and_vote`); then all chunks of the job vote and a chunk
-    its batch decoded in another language than the job's is decoded again, told it (`settle_language`). A
-    leading silence or music has no say: chunks vote with their seconds of speech."""
+    its batch decoded in another language than the job's is decoded again, told it (`settle_language`), unless
+    it was sure of its own (a mixed recording). A leading silence has no say: chunks vote with their seconds
+    of speech."""
     language = whisper.whisper_language(job["model"], job["language"])
     if language != "auto" or all(c.silent for c in plan.chunks):
         return {"language": language, "chunk_languages": {}}
@@ -433,7 +434,7 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
 def decode_and_vote(job: Job, number: int, audible: list[ChunkRef], decode, heard: dict[int, whisper.WhisperRun], *, store: JobStore, log) -> None:
     """Decode a batch's chunks with `-l auto` into `heard` (each run keeps what it detected), let their
     detections vote (`language_vote`, recorded on the batch) and decode again, told the winner, each chunk
-    that lost (unless the batch is mixed)."""
+    that lost unsure (p < CONFIDENT_P: a chunk sure of another language keeps it)."""
 
     def keep(ref: ChunkRef, run: whisper.WhisperRun) -> None:
         heard[ref["index"]] = run
@@ -446,19 +447,20 @@ def decode_and_vote(job: Job, number: int, audible: list[ChunkRef], decode, hear
                               for ref in audible])
     store.set_batch_language(job["job_id"], number, detected)
     log_vote(log, detected, f"batch {number}")
-    lost = [] if detected["mixed"] else [ref for ref in audible if heard[ref["index"]].language != detected["language"]]
+    lost = [ref for ref in audible if heard[ref["index"]].language != detected["language"] and heard[ref["index"]].detected[1] < CONFIDENT_P]
     if lost:
-        log.info("chunk(s) {} detected another language: decoded again told {}", ", ".join(str(ref["index"]) for ref in lost), detected["language"])
+        log.info("chunk(s) {} detected another language, unsure: decoded again told {}", ", ".join(str(ref["index"]) for ref in lost), detected["language"])
         first = {ref["index"]: heard[ref["index"]].detected for ref in lost}
         decode(lost, detected["language"], keep)
         for index, was in first.items():
             heard[index] = dataclasses.replace(heard[index], detected=was)
 
 
-def settle_language(job: Job, batch_results: list[BatchResult], *, settings: Settings, store: JobStore, worker: str = "") -> None:
+def settle_language(job: Job, batch_results: list[BatchResult], *, settings: Settings, store: JobStore) -> None:
     """The job's language, when it is `auto`: every chunk's detection votes (`language_vote`, recorded on the
-    job as `language_detected`) and, unless the recording is mixed, a chunk its batch decoded in another
-    language is decoded again here, told the job's (one more batch, numbered after the others)."""
+    job as `language_detected`) and a chunk its batch decoded in another language, unless it was detected in
+    that language surely (p ≥ CONFIDENT_P: a mixed recording), is decoded again here, told the job's (one more
+    batch, numbered after the others)."""
     job_id = job["job_id"]
     if whisper.whisper_language(job["model"], job["language"]) != "auto":
         return
@@ -471,7 +473,7 @@ def settle_language(job: Job, batch_results: list[BatchResult], *, settings: Set
     with timed_step(store, job_id, "language") as log:
         detected = language_vote([window_result(c["index"], c["start_s"], c["end_s"], c.get("speech_s", c["end_s"] - c["start_s"]), *c["detected"])
                                   for c in voting])
-        lost = [] if detected["mixed"] else [c for c in chunks if c.get("language") and c["language"] != detected["language"]]
+        lost = [c for c in chunks if c.get("language") and c["language"] != detected["language"] and not surely_in(c, c["language"])]
         store.set_language_detected(job_id, {**detected, "decoded_again": [c["index"] for c in lost]})
         log_vote(log, detected, "the job")
         if lost:
@@ -479,7 +481,13 @@ def settle_language(job: Job, batch_results: list[BatchResult], *, settings: Set
                      detected["language"])
             again: Batch = {"batch": len(batch_results), "chunks": [chunk_ref(job, c, settings) for c in lost], "language": detected["language"],
                             "chunk_languages": {}, "settling": True}
-            transcribe(job, again, settings=settings, store=store, worker=worker)
+            transcribe(job, again, settings=settings, store=store)
+
+
+def surely_in(result: dict, language: str) -> bool:
+    """Whether a chunk result was detected in `language` with at least CONFIDENT_P."""
+    detected = result.get("detected") or ("", 0.0)
+    return detected[0] == language and detected[1] >= CONFIDENT_P
 
 
 def chunk_ref(job: Job, result: dict, settings: Settings) -> ChunkRef:
