@@ -420,7 +420,8 @@ def whisper_lanes(wavs: list[Path], settings: Settings, model: str, slots: int, 
         plan = pipeline.chunk_plan(decoded, settings.chunking.method, settings)
         files = audio.cut_chunks(decoded, plan.chunks, work / wav.stem)
         refs = [{**c.as_dict(), "duration_s": c.duration_s, "path": f} for c, f in zip(plan.chunks, files)]
-        for batch in batches.plan_batches(refs, lanes=slots, max_s=settings.chunking.batch_max_s, min_s=settings.chunking.batch_min_s):
+        for batch in batches.plan_batches(refs, lanes=slots, max_s=settings.chunking.batch_max_s, min_s=settings.chunking.batch_min_s,
+                                              rounds=settings.chunking.batch_rounds):
             audible = [ref["path"] for ref in batch if not ref["silent"]]
             if audible:
                 lanes.append(audible)

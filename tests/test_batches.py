@@ -25,6 +25,18 @@ def test_batch_count(speech_s, lanes, expected):
     assert batch_count(speech_s, 1000, lanes=lanes, max_s=600, min_s=60) == expected
 
 
+@pytest.mark.parametrize("speech_s, expected", [
+    (119, 1),
+    (239, 2),        # one round: a round of two batches needs 2 x 2 x min_s
+    (240, 4),        # two batches per slot: a slot whose first batch ran fast takes another
+    (600, 4),        # the 10-minute recording
+    (1300, 4),
+    (3600, 6),       # over max_s per batch: rounds as max_s needs
+])
+def test_long_recordings_get_rounds_of_batches(speech_s, expected):
+    assert batch_count(speech_s, 1000, lanes=2, max_s=600, min_s=60, rounds=2) == expected
+
+
 def test_never_more_batches_than_audible_chunks():
     assert batch_count(600, 3, lanes=8, max_s=600, min_s=60) == 3
 

@@ -134,6 +134,7 @@ class ChunkingSettings(Group):
     vad_model: str = env("STT_VAD_MODEL", "silero-v6.2.0")
     batch_max_s: float = env("STT_BATCH_MAX_S", 600.0)
     batch_min_s: float = env("STT_BATCH_MIN_S", 60.0)
+    batch_rounds: int = env("STT_BATCH_ROUNDS", 2)  # batches per whisper slot for a long recording (each at least batch_min_s)
 
 
 class LimitsSettings(Group):

@@ -225,7 +225,8 @@ def chunk(job: Job, *, settings: Settings, store: JobStore) -> list[Batch]:
             uri = storage.upload(path, chunk_audio_uri(job, planned.index, settings), settings)
             refs.append({**planned.as_dict(), "duration_s": planned.duration_s, "speech_s": round(speech_seconds(planned, plan.silences), 2), "uri": uri})
         storage.write_text(location.work_uri(settings, job_id, "plan.json"), json.dumps(plan.as_dict()), settings)
-        grouped = batches.plan_batches(refs, lanes=settings.whisper.lanes(), max_s=settings.chunking.batch_max_s, min_s=settings.chunking.batch_min_s)
+        grouped = batches.plan_batches(refs, lanes=settings.whisper.lanes(), max_s=settings.chunking.batch_max_s, min_s=settings.chunking.batch_min_s,
+                                      rounds=settings.chunking.batch_rounds)
         store.set_chunks(job_id, [p.as_dict() for p in plan.chunks], batches=[[c["index"] for c in b] for b in grouped], removed=plan.removed())
         cuts = ", ".join(f"{c.end_s:.2f}s {c.cut}" for c in plan.chunks[:-1]) or "none"
         log.info("{:.2f}s of audio, {} chunking: {} silence(s), {} chunk(s) (cuts: {}), {} silent; {} transcription batch(es) of {} chunk(s)",
