@@ -25,7 +25,7 @@ from stt.formats import FORMATS, render
 from stt.jobs import COMPLETED, JobStore, check_job_id
 from stt.log import logger
 from stt.merge import merge_chunks
-from stt.records import Batch, BatchResult, ChunkRef, Decoding, Job, JobOptions, Merged
+from stt.records import Batch, BatchResult, ChunkRef, ChunkResult, Decoding, Job, JobOptions, Merged
 
 
 @contextmanager
@@ -457,32 +457,29 @@ def decode_and_vote(job: Job, number: int, audible: list[ChunkRef], decode, hear
             heard[index] = dataclasses.replace(heard[index], detected=was)
 
 
-def settle_language(job: Job, batch_results: list[BatchResult], *, settings: Settings, store: JobStore) -> None:
-    """The job's language, when it is `auto`: every chunk's detection votes (`language_vote`, recorded on the
-    job as `language_detected`) and a chunk its batch decoded in another language, unless it was detected in
-    that language surely (p ≥ CONFIDENT_P: a mixed recording), is decoded again here, told the job's (one more
-    batch, numbered after the others)."""
-    job_id = job["job_id"]
-    if whisper.whisper_language(job["model"], job["language"]) != "auto":
-        return
-    refs = sorted((r for batch in batch_results for r in batch["results"]), key=lambda r: r["index"])
-    with work_files("a chunk result"):
-        chunks = [json.loads(storage.read_text(r["result_uri"], settings)) for r in refs]
+def settle_language(job: Job, chunks: list[ChunkResult], *, batches: int, settings: Settings, store: JobStore) -> list[ChunkResult]:
+    """The job's chunk results (as read from `batches` batches) in the job's language, when it is `auto`: every
+    chunk's detection votes (`language_vote`, recorded on the job as `language_detected`) and a chunk its batch
+    decoded in another language, unless it was detected in that language surely (p ≥ CONFIDENT_P: a mixed
+    recording), is decoded again here, told the job's (one more batch, numbered after the others)."""
     voting = [c for c in chunks if c.get("detected")]
-    if not voting:  # nothing audible, or batches that decoded as an earlier vote decided
-        return
-    with timed_step(store, job_id, "language") as log:
+    if whisper.whisper_language(job["model"], job["language"]) != "auto" or not voting:  # no vote: nothing audible, or decoded as an earlier vote decided
+        return chunks
+    with timed_step(store, job["job_id"], "language") as log:
         detected = language_vote([window_result(c["index"], c["start_s"], c["end_s"], c.get("speech_s", c["end_s"] - c["start_s"]), *c["detected"])
                                   for c in voting])
         lost = [c for c in chunks if c.get("language") and c["language"] != detected["language"] and not surely_in(c, c["language"])]
-        store.set_language_detected(job_id, {**detected, "decoded_again": [c["index"] for c in lost]})
+        store.set_language_detected(job["job_id"], {**detected, "decoded_again": [c["index"] for c in lost]})
         log_vote(log, detected, "the job")
-        if lost:
-            log.info("chunk(s) {} were decoded in another language by their batch: decoded again told {}", ", ".join(str(c["index"]) for c in lost),
-                     detected["language"])
-            again: Batch = {"batch": len(batch_results), "chunks": [chunk_ref(job, c, settings) for c in lost], "language": detected["language"],
-                            "chunk_languages": {}, "settling": True}
-            transcribe(job, again, settings=settings, store=store)
+        if not lost:
+            return chunks
+        log.info("chunk(s) {} were decoded in another language by their batch: decoded again told {}", ", ".join(str(c["index"]) for c in lost),
+                 detected["language"])
+        again: Batch = {"batch": batches, "chunks": [chunk_ref(job, c, settings) for c in lost], "language": detected["language"],
+                        "chunk_languages": {}, "settling": True}
+        with work_files("a chunk result"):
+            redone = {r["index"]: json.loads(storage.read_text(r["result_uri"], settings)) for r in transcribe(job, again, settings=settings, store=store)["results"]}
+    return [redone.get(c["index"], c) for c in chunks]
 
 
 def surely_in(result: dict, language: str) -> bool:
@@ -583,12 +580,13 @@ def merge(job: Job, batch_results: list[BatchResult], *, settings: Settings, sto
     job_id = job["job_id"]
     if doc := completed_by_this_run(job, store, "merge"):
         return {"transcript_uri": None, "segments": doc.get("segments", 0)}
-    settle_language(job, batch_results, settings=settings, store=store)
+    results = sorted((r for batch in batch_results for r in batch["results"]), key=lambda r: r["index"])
+    with work_files("a chunk result"):
+        chunks = [json.loads(storage.read_text(r["result_uri"], settings)) for r in results]
+    chunks = settle_language(job, chunks, batches=len(batch_results), settings=settings, store=store)
     with timed_step(store, job_id, "merge") as log:
         location = storage.locate(job["source"], settings)
-        results = sorted((r for batch in batch_results for r in batch["results"]), key=lambda r: r["index"])
-        with work_files("a chunk result or the chunk plan"):
-            chunks = [json.loads(storage.read_text(r["result_uri"], settings)) for r in results]
+        with work_files("the chunk plan"):
             plan = json.loads(storage.read_text(location.work_uri(settings, job_id, "plan.json"), settings))
         merged = merge_chunks(chunks, silences=plan["silences"])
         transcript = {
