@@ -133,9 +133,10 @@ def chunk_results(seconds: float, folder: Path, seed: int = 1) -> Path:
 def peak_rss_mb() -> float:
     """This process's peak resident memory since it started (VmHWM: ru_maxrss would also count the pages of
     the process it was forked from, which Linux carries across exec)."""
-    status = Path("/proc/self/status").read_text()
-    kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), None)
-    return round((kb if kb is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024, 1)
+    from stt import procs
+
+    peak = procs.peak_rss_mb()
+    return peak if peak is not None else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def run_chunk(source: Path, work: Path) -> dict:

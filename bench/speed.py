@@ -34,7 +34,8 @@ process) on the 10-minute file: the orchestration floor, as its overhead.
 Reported: wall times, ratios pipeline / whole-file (median and spread), real-time factors, orchestration
 overhead per file (pipeline wall time minus the whisper time on the critical path: the longest whisper
 process of the job, or all whisper time spread over the pool's slots if that is longer), peak memory of a
-whisper task (its Python process plus its whisper-cli) against whisper-cli alone on one chunk, and CPU
+whisper task (its Python process plus its whisper-cli, the long job's batch that held the most in any repeat)
+against whisper-cli alone on the same batch's chunks with the same flags, and CPU
 utilisation of the machine (/proc/stat) per phase. For the inbox also the word error rate of both sides,
 pooled per language (CER too for Vietnamese), from the published txt and whisper-cli's txt, and how many
 files the pipeline detected in the wrong language.
@@ -53,6 +54,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import wave
 from collections import defaultdict
@@ -62,6 +64,7 @@ from pathlib import Path
 
 from bench import corpus, speech
 from bench.inbox import InboxFile, error_rates, inbox_files
+from stt import procs
 from stt.config import REPO_ROOT, Settings
 from stt.jobs import as_utc
 from stt.devstack import STEPS_POOL, WHISPER_POOL, size_pools
@@ -149,11 +152,23 @@ def timed_process(args: list[str]) -> tuple[int, dict, str]:
     with tempfile.TemporaryFile() as stderr:
         started = time.monotonic()
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
+        peaks: list[float] = [0.0]
+        done = threading.Event()
+
+        def watch() -> None:  # VmHWM while it runs: a finished child's rusage also counts this process's own peak
+            while not done.wait(0.1):
+                peaks.append(procs.peak_rss_mb(proc.pid) or 0.0)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - started
+        done.set()
+        watcher.join()
+        peak_mb = max(peaks)
         stderr.seek(0)
         log = stderr.read().decode(errors="replace")
-    figures = {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    figures = {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "peak_rss_mb": peak_mb}
     return os.waitstatus_to_exitcode(status), figures, log
 
 
@@ -393,17 +408,36 @@ def dag_test(pipeline: Pipeline, wav: Path, label: str) -> dict:
     return {"wall_s": round(wall, 3), **figures, "overhead_s": round(wall - figures["whisper_s_sum"], 3)}
 
 
-def memory_alone(settings: Settings, model: str, long_wav: Path, doc: dict, threads: int, work: Path) -> dict:
-    """whisper-cli alone on the long job's first chunk, through the pipeline's runner with its threads and flags."""
+def peak_batch(docs: list[dict]) -> tuple[str, float]:
+    """The batch number whose task (Python process plus its whisper-cli) held the most memory in any of these
+    runs of the same job, and that peak in MB."""
+    peaks: dict[str, float] = {}
+    for doc in docs:
+        for number, b in (doc.get("batches") or {}).items():
+            if "whisper_rss_mb" in b:
+                peaks[number] = max(peaks.get(number, 0.0), b["whisper_rss_mb"] + b["task_rss_mb"])
+    number = max(peaks, key=peaks.get)
+    return number, peaks[number]
+
+
+def task_added_mb(batch: dict) -> float:
+    """What a whisper task adds to its worker: its whisper-cli, and the pages only the task process and its
+    Airflow supervisor hold (the rest they share with the executor's processes)."""
+    return round(batch["whisper_rss_mb"] + (batch.get("task_uss_mb") or 0.0) + (batch.get("supervisor_uss_mb") or 0.0), 1)
+
+
+def memory_alone(settings: Settings, model: str, long_wav: Path, doc: dict, number: str, threads: int, work: Path) -> dict:
+    """whisper-cli alone on the same chunks as one batch of the long job, through the pipeline's runner with
+    its threads and flags: the memory the task's whisper-cli needs without the task around it."""
     from stt import whisper
 
-    first = doc["chunks"]["0"]
-    chunk = cut(long_wav, first["start_s"], first["end_s"], work / "chunk-0.wav")
-    stats = whisper.transcribe_many([chunk], cli=settings.whisper.cli, model_path=settings.whisper.model_path(model), language="en", threads=threads,
-                                    timeout_s=settings.whisper.timeout(first["end_s"] - first["start_s"]),
+    spans = [doc["chunks"][str(index)] for index in doc["batches"][number]["chunks"]]
+    wavs = [cut(long_wav, c["start_s"], c["end_s"], work / f"alone-{i}.wav") for i, c in enumerate(spans)]
+    stats = whisper.transcribe_many(wavs, cli=settings.whisper.cli, model_path=settings.whisper.model_path(model), language="en", threads=threads,
+                                    timeout_s=settings.whisper.timeout(sum(c["end_s"] - c["start_s"] for c in spans)),
                                     extra_args=decode_args(model, settings.whisper.word_timing), on_result=lambda *_: None,
                                     nice=settings.whisper.nice)
-    return {"wall_s": round(stats.seconds, 3), "cpu_s": stats.cpu_s, "peak_rss_mb": stats.peak_rss_mb}
+    return {"batch": number, "chunks": len(wavs), "wall_s": round(stats.seconds, 3), "cpu_s": stats.cpu_s, "peak_rss_mb": stats.peak_rss_mb}
 
 
 def whisper_lanes(wavs: list[Path], settings: Settings, model: str, slots: int, work: Path) -> dict:
@@ -495,11 +529,12 @@ def summarise(repeats: list[dict], extra: dict) -> dict:
         out.update(long_ratio=median(long_ratio), long_ratio_same_decoding=median(same), whisper_floor_long_ratio=median(floor_long))
         spreads.update(long_ratio=spread(long_ratio), long_ratio_same_decoding=spread(same), whisper_floor_long_ratio_same_decoding=spread(floor_same),
                        whisper_floor_long_ratio=spread(floor_long), overhead_s_long_file=spread(overhead_long))
-        task_peak = max(r["long"]["pipeline"]["whisper_rss_mb_max"] + r["long"]["pipeline"]["task_rss_mb_max"] for r in repeats)
-        task_unique = max(r["long"]["pipeline"]["whisper_rss_mb_max"] + r["long"]["pipeline"]["task_uss_mb_max"] for r in repeats)
-        out["peak_rss_ratio"] = round(task_peak / extra["memory_alone"]["peak_rss_mb"], 3)
-        out["peak_rss_ratio_unique"] = round(task_unique / extra["memory_alone"]["peak_rss_mb"], 3)
-        out["peak_rss_mb"] = {"whisper_task": task_peak, "whisper_task_unique": task_unique, "whisper_cli_alone": extra["memory_alone"]["peak_rss_mb"]}
+        alone = extra["memory_alone"]
+        task_peak, task_unique = alone["task_peak_rss_mb"], alone["task_peak_unique_mb"]
+        out["peak_memory_ratio"] = round(task_unique / alone["peak_rss_mb"], 3)
+        out["peak_rss_ratio"] = round(task_peak / alone["peak_rss_mb"], 3)
+        out["peak_rss_mb"] = {"whisper_task_added": task_unique, "whisper_task_rss": task_peak, "whisper_cli_alone": alone["peak_rss_mb"],
+                              "batch": alone["batch"], "whole_file_whisper_cli": max(r["long"]["whole_file"].get("peak_rss_mb", 0.0) for r in repeats)}
     if "batch" in first:
         batch_ratio = ratios(repeats, "batch", "pipeline")
         floor_batch = ratios(repeats, "batch", "whisper_lanes")
@@ -523,7 +558,7 @@ def inbox_rows(report: dict) -> list[str]:
         "",
         f"inbox: {len(report['repeats'][0]['inbox']['whole_file']['files'])} files, {inbox['audio_s'] / 60:.1f} min of audio ({inbox['audio_h']:.3f} h); "
         f"real-time factor whole-file {inbox['real_time_factor']['whole_file']:.1f}x, pipeline {inbox['real_time_factor']['pipeline']:.1f}x",
-        f"inbox_ratio (median)          {report['inbox_ratio']:.3f}   [{s['min']:.3f}-{s['max']:.3f}]",
+        f"inbox_ratio (median)          {report['inbox_ratio']:.3f}   [{s['min']:.3f}-{s['max']:.3f}]   target ≤ 1.0 (aim 0.7)",
     ]
     for language, rates in inbox["wer"]["whole_file"].items():
         rows.append(f"inbox WER, {language} ({rates['files']} files, {rates['words']} words): whole-file {percent(rates)}, "
@@ -560,18 +595,20 @@ def table(report: dict) -> str:
     rows.append("")
     if "long" in first:
         rows += [
-            f"long_ratio (median)           {report['long_ratio']:.3f}   [{s['long_ratio']['min']:.3f}-{s['long_ratio']['max']:.3f}]   target ≤ 0.85",
+            f"long_ratio (median)           {report['long_ratio']:.3f}   [{s['long_ratio']['min']:.3f}-{s['long_ratio']['max']:.3f}]   target ≤ 0.80",
             f"whisper floor (lanes only / whole-file, median), long: {report['whisper_floor_long_ratio']:.3f}",
             f"long file against whole-file with the pipeline's decoding flags ({' '.join(first['long']['whole_file_same_decoding']['flags']) or 'none'}): "
             f"{report['long_ratio_same_decoding']:.3f}   [{s['long_ratio_same_decoding']['min']:.3f}-{s['long_ratio_same_decoding']['max']:.3f}], "
             f"floor {s['whisper_floor_long_ratio_same_decoding']['median']:.3f}",
             f"overhead, long file          {s['overhead_s_long_file']['median']:.2f} s  [{s['overhead_s_long_file']['min']:.2f}-{s['overhead_s_long_file']['max']:.2f}]",
-            f"peak_rss_ratio                {report['peak_rss_ratio']:.3f}   (task {report['peak_rss_mb']['whisper_task']:.0f} MB: Python + whisper-cli; whisper-cli alone {report['peak_rss_mb']['whisper_cli_alone']:.0f} MB)   target ≤ 1.5",
-            f"  counting only the task's own pages {report['peak_rss_ratio_unique']:.3f}   (task {report['peak_rss_mb']['whisper_task_unique']:.0f} MB: Python's unique set + whisper-cli)",
+            f"peak_memory_ratio             {report['peak_memory_ratio']:.3f}   (batch {report['peak_rss_mb']['batch']}: {report['peak_rss_mb']['whisper_task_added']:.0f} MB, its whisper-cli and "
+            f"the pages only the task and its supervisor hold; whisper-cli alone on its chunks {report['peak_rss_mb']['whisper_cli_alone']:.0f} MB)   target ≤ 1.5",
+            f"  by resident sets, pages shared with Airflow's processes counted again {report['peak_rss_ratio']:.3f}   ({report['peak_rss_mb']['whisper_task_rss']:.0f} MB); "
+            f"whisper-cli on the whole file {report['peak_rss_mb']['whole_file_whisper_cli']:.0f} MB",
         ]
     if "batch" in first:
         rows += [
-            f"batch_ratio (median)          {report['batch_ratio']:.3f}   [{s['batch_ratio']['min']:.3f}-{s['batch_ratio']['max']:.3f}]   target ≤ 1.10",
+            f"batch_ratio (median)          {report['batch_ratio']:.3f}   [{s['batch_ratio']['min']:.3f}-{s['batch_ratio']['max']:.3f}]   target ≤ 0.95",
             f"whisper floor (lanes only / whole-file, median), batch: {report['whisper_floor_batch_ratio']:.3f}",
             f"overhead_s_per_file (batch)   {report['overhead_s_per_file']:.2f} s  [{s['overhead_s_per_file']['min']:.2f}-{s['overhead_s_per_file']['max']:.2f}]   target ≤ 3 s",
         ]
@@ -669,8 +706,10 @@ def main(argv: list[str] | None = None) -> int:
         if "long" in workloads:
             pipeline.pause()
             try:
-                extra["memory_alone"] = memory_alone(settings, args.model, long_wav, pipeline.jobs.find_one({"_id": "long-r0-00"}),
-                                                     settings.whisper.threads, root)
+                docs = [pipeline.jobs.find_one({"_id": f"long-r{i}-00"}) for i in range(len(repeats))]
+                number, task_peak = peak_batch(docs)
+                extra["memory_alone"] = memory_alone(settings, args.model, long_wav, docs[0], number, settings.whisper.threads, root)
+                extra["memory_alone"].update(task_peak_rss_mb=task_peak, task_peak_unique_mb=max(task_added_mb(d["batches"][number]) for d in docs))
             finally:
                 pipeline.resume()
             if not args.no_dag_test:

@@ -1,4 +1,4 @@
-"""Errors, log masking, whisper output parsing, parameter checks, text normalising and waiting."""
+"""Errors, log masking, whisper output parsing, parameter checks, text normalising, waiting and process memory."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from stt import procs
 from stt.preload import runs_task_processes
 from stt.task_runtime import job_id_for
 from stt.airflow_settings import sqlite_lock_timeout
@@ -225,3 +226,20 @@ def test_reference_words_removed_are_timed_by_the_whole_file_words_aligned_to_th
     assert reference_words_removed(entry, [(2.5, 3.5)]) == 1  # spread evenly, the pause holds a word
     apart = {"speech": [[0.0, 2.0], [5.5, 9.0]], "utterances": ["one two three", "four five"], "reference": "one two three four five"}
     assert reference_word_times(apart, scored)[2] == 5 / 3  # interpolated into the pause: its utterance's own place
+
+
+def test_a_childs_peak_memory_is_its_own_not_its_parents():
+    held = bytearray(400 * 2**20)  # this process: 400 MB more resident than the child will ever be
+    held[::4096] = b"\1" * len(held[::4096])
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; b = bytearray(120 * 2**20); b[::4096] = b'1' * len(b[::4096]); "
+                              "print(1, flush=True); time.sleep(30)"], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline().strip() == b"1"
+        peak = procs.peak_rss_mb(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert 120 < peak < 300, peak
+    assert procs.peak_rss_mb() > 400
+    assert procs.peak_rss_mb(child.pid) is None  # gone
+    assert 0 < procs.unique_memory_mb() <= procs.peak_rss_mb()

@@ -179,15 +179,17 @@ class JobStore:
         self._update(job_id, {"$set": fields})
 
     def batch_finished(self, job_id: str, number: int, *, whisper_s: float, whisper_cpu_s: float, speech_s: float, chunks: int, whisper_rss_mb: float,
-                       task_rss_mb: float, task_uss_mb: float | None, worker: str, attempt: int) -> None:
-        """What one whisper-cli process of a batch cost (the last try's figures)."""
+                       memory: dict, worker: str, attempt: int) -> None:
+        """What one whisper-cli process of a batch cost (the last try's figures); `memory` as pipeline.task_memory gives it."""
         self._update(job_id, {"$set": {f"batches.{number}.{k}": v for k, v in {
             "whisper_s": round(whisper_s, 3), "whisper_cpu_s": whisper_cpu_s, "speech_s": round(speech_s, 3), "chunks_transcribed": chunks, "whisper_rss_mb": whisper_rss_mb,
-            "task_rss_mb": task_rss_mb, "task_uss_mb": task_uss_mb, "worker": worker, "attempt": attempt, "finished_at": now()}.items()}})
+            "task_rss_mb": memory["rss_mb"], "task_uss_mb": memory["uss_mb"], "supervisor_uss_mb": memory["supervisor_uss_mb"],
+            "worker": worker, "attempt": attempt, "finished_at": now()}.items()}})
 
-    def step_memory(self, job_id: str, step: str, *, rss_mb: float, uss_mb: float | None) -> None:
-        """What a step's task process held at most (`memory.<step>`): peak resident and unique memory, in MB."""
-        self._update(job_id, {"$set": {f"memory.{step}": {"rss_mb": rss_mb, "uss_mb": uss_mb}}})
+    def step_memory(self, job_id: str, step: str, *, rss_mb: float, uss_mb: float | None, supervisor_uss_mb: float | None) -> None:
+        """What a step's task process held (`memory.<step>`): its peak resident memory, the memory only it holds and
+        the memory only its supervisor holds, in MB."""
+        self._update(job_id, {"$set": {f"memory.{step}": {"rss_mb": rss_mb, "uss_mb": uss_mb, "supervisor_uss_mb": supervisor_uss_mb}}})
 
     def chunk_completed(self, job_id: str, index: int, *, seconds: float, language: str, segments: int) -> bool:
         """Mark a chunk done and count it once: a second call for the same chunk changes nothing."""

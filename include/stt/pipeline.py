@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import resource
 import shutil
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from stt import audio, batches, hearing, storage, whisper
+from stt import audio, batches, hearing, procs, storage, whisper
 from stt.config import LANGUAGES, REFUSED_EXTENSIONS, Settings
 from stt.errors import (InvalidAudio, InvalidParameter, InvalidSource, SourceChanged, SourceNotFound, WhisperCrash, WhisperCrashed,
                         WhisperFailed, WhisperTimeout, WorkFilesGone)
@@ -424,11 +425,11 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             stats = whisper.ProcessStats.combined(runs)
-            task_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            memory = task_memory()
             store.batch_finished(job_id, number, whisper_s=stats.seconds, whisper_cpu_s=stats.cpu_s, speech_s=speech_s, chunks=len(audible),
-                                 whisper_rss_mb=stats.peak_rss_mb, task_rss_mb=task_rss_mb, task_uss_mb=unique_memory_mb(), worker=worker, attempt=attempt)
+                                 whisper_rss_mb=stats.peak_rss_mb, memory=memory, worker=worker, attempt=attempt)
             log.info("batch {}: {} chunk(s), {:.1f}s of speech in {:.2f}s of whisper ({:.1f}x real time, {} thread(s)); peak memory: whisper {:.0f} MB, task {:.0f} MB",
-                     number, len(audible), speech_s, stats.seconds, speech_s / max(stats.seconds, 1e-6), settings.whisper.threads, stats.peak_rss_mb, task_rss_mb)
+                     number, len(audible), speech_s, stats.seconds, speech_s / max(stats.seconds, 1e-6), settings.whisper.threads, stats.peak_rss_mb, memory["rss_mb"])
     return {"batch": number, "results": [{"index": index, "result_uri": uri} for index, uri in results.items()]}
 
 
@@ -548,19 +549,11 @@ def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, res
     return stats
 
 
-def unique_memory_mb() -> float | None:
-    """Memory only this process holds (private pages; a forked task shares the rest with its parent), Linux only."""
-    try:
-        rollup = Path("/proc/self/smaps_rollup").read_text()
-    except OSError:
-        return None
-    kb = sum(int(line.split()[1]) for line in rollup.splitlines() if line.startswith(("Private_Clean:", "Private_Dirty:")))
-    return round(kb / 1024, 1)
-
-
 def task_memory() -> dict:
-    """The task process's peak resident memory so far and the memory only it holds, in MB."""
-    return {"rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "uss_mb": unique_memory_mb()}
+    """The task process's peak resident memory so far, the memory only it holds, and the memory only its parent
+    holds (under an executor, Airflow's supervisor of this task: a process per task too), in MB."""
+    return {"rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "uss_mb": procs.unique_memory_mb(),
+            "supervisor_uss_mb": procs.unique_memory_mb(os.getppid())}
 
 
 def save_chunk_result(job: Job, ref: ChunkRef, run: whisper.WhisperRun, results: dict[int, str], *, settings: Settings, store: JobStore,

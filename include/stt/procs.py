@@ -47,6 +47,31 @@ def spawned(cmd: list[str], *, nice: int = 0, **popen) -> Iterator[subprocess.Po
         kill_group(proc)
 
 
+def peak_rss_mb(pid: int | str = "self") -> float | None:
+    """A running process's peak resident memory so far (VmHWM), in MB; None once it has gone (or off Linux).
+    Read while the child runs: the rusage wait4 reports for a child started with vfork (as subprocess does)
+    also counts its parent's own peak."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def unique_memory_mb(pid: int | str = "self") -> float | None:
+    """Memory only this process holds (its private pages: a forked process shares the rest with its parent), in MB;
+    None off Linux or once it has gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            kb = sum(int(line.split()[1]) for line in rollup if line.startswith(("Private_Clean:", "Private_Dirty:")))
+    except (OSError, ValueError):
+        return None
+    return round(kb / 1024, 1)
+
+
 def run(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
     """Run to completion and capture its output; subprocess.TimeoutExpired (the group killed) past `timeout_s`."""
     with spawned(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:

@@ -182,7 +182,9 @@ def transcribe_many(
                 on_result(delivered, run)
                 delivered, last_done = delivered + 1, time.monotonic()
 
+        peak_mb = 0.0
         while True:
+            peak_mb = max(peak_mb, procs.peak_rss_mb(proc.pid) or 0.0)
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 proc.returncode = os.waitstatus_to_exitcode(status)
@@ -207,7 +209,7 @@ def transcribe_many(
             stderr.seek(0)
             found = parse_detections(stderr.read().decode(errors="replace"))
             detected = tuple(found.get(str(wav), ("", 0.0)) for wav in wavs)
-    return ProcessStats(seconds=seconds, cpu_s=round(usage.ru_utime + usage.ru_stime, 3), peak_rss_mb=round(usage.ru_maxrss / 1024, 1), detected=detected)
+    return ProcessStats(seconds=seconds, cpu_s=round(usage.ru_utime + usage.ru_stime, 3), peak_rss_mb=peak_mb or round(usage.ru_maxrss / 1024, 1), detected=detected)
 
 
 _DETECTED = re.compile(r"auto-detected language: (\w+) \(p = ([0-9.]+)\)")

@@ -23,7 +23,7 @@ def test_bench_speed_runs_and_reports_every_figure(whisper_ready, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     table, _, raw = out.stdout.partition("\n{")
     report = json.loads("{" + raw)
-    for key in ("long_ratio", "batch_ratio", "overhead_s_per_file", "peak_rss_ratio", "whisper_floor_long_ratio",
+    for key in ("long_ratio", "batch_ratio", "overhead_s_per_file", "peak_memory_ratio", "peak_rss_ratio", "whisper_floor_long_ratio",
                 "long_ratio_same_decoding"):
         assert report[key] > 0, key
     run = report["repeats"][0]
