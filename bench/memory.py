@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -135,8 +134,7 @@ def peak_rss_mb() -> float:
     the process it was forked from, which Linux carries across exec)."""
     from stt import procs
 
-    peak = procs.peak_rss_mb()
-    return peak if peak is not None else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return procs.own_peak_rss_mb()
 
 
 def run_chunk(source: Path, work: Path) -> dict:

@@ -34,8 +34,9 @@ process) on the 10-minute file: the orchestration floor, as its overhead.
 Reported: wall times, ratios pipeline / whole-file (median and spread), real-time factors, orchestration
 overhead per file (pipeline wall time minus the whisper time on the critical path: the longest whisper
 process of the job, or all whisper time spread over the pool's slots if that is longer), peak memory of a
-whisper task (its Python process plus its whisper-cli, the long job's batch that held the most in any repeat)
-against whisper-cli alone on the same batch's chunks with the same flags, and CPU
+whisper task (the long job's batch that held the most in any repeat: its whisper-cli plus the pages only its
+task process and supervisor hold, and the resident sets summed) against whisper-cli alone on the same spans
+of the recording with the same flags, and CPU
 utilisation of the machine (/proc/stat) per phase. For the inbox also the word error rate of both sides,
 pooled per language (CER too for Vietnamese), from the published txt and whisper-cli's txt, and how many
 files the pipeline detected in the wrong language.
@@ -427,8 +428,8 @@ def task_added_mb(batch: dict) -> float:
 
 
 def memory_alone(settings: Settings, model: str, long_wav: Path, doc: dict, number: str, threads: int, work: Path) -> dict:
-    """whisper-cli alone on the same chunks as one batch of the long job, through the pipeline's runner with
-    its threads and flags: the memory the task's whisper-cli needs without the task around it."""
+    """whisper-cli alone on the recording's spans of one batch's chunks (cut whole, pauses not shortened), through
+    the pipeline's runner with its threads and flags: the memory that work needs without a task around it."""
     from stt import whisper
 
     spans = [doc["chunks"][str(index)] for index in doc["batches"][number]["chunks"]]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import resource
 import shutil
 import time
 from collections import defaultdict
@@ -552,7 +551,7 @@ def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, res
 def task_memory() -> dict:
     """The task process's peak resident memory so far, the memory only it holds, and the memory only its parent
     holds (under an executor, Airflow's supervisor of this task: a process per task too), in MB."""
-    return {"rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "uss_mb": procs.unique_memory_mb(),
+    return {"rss_mb": procs.own_peak_rss_mb(), "uss_mb": procs.unique_memory_mb(),
             "supervisor_uss_mb": procs.unique_memory_mb(os.getppid())}
 
 

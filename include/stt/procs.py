@@ -8,6 +8,7 @@ all, on every other way out of the code that waits for it (timeout, exception, K
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -59,6 +60,12 @@ def peak_rss_mb(pid: int | str = "self") -> float | None:
     except OSError:
         pass
     return None
+
+
+def own_peak_rss_mb() -> float:
+    """This process's peak resident memory since it started, in MB (VmHWM; ru_maxrss off Linux)."""
+    peak = peak_rss_mb()
+    return peak if peak is not None else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def unique_memory_mb(pid: int | str = "self") -> float | None:
