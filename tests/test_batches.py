@@ -67,3 +67,33 @@ def test_all_silent_is_one_batch():
 
 def test_no_chunks_no_batches():
     assert plan_batches([], lanes=2, max_s=600, min_s=60) == []
+
+
+@pytest.mark.e2e
+def test_a_chunks_text_does_not_depend_on_the_chunks_before_it_in_its_batch(tmp_path, whisper_ready):
+    """One whisper-cli process decodes each of its input files as a process of its own would: a real clip
+    gives the same words alone and after another one. Decoded by sampling at temperature 0.7 with one
+    candidate, so that every word rests on the decoder's random draws, as whisper's temperature fallback
+    does on hard speech (whisper/patches/reseed-sampling-per-file.patch)."""
+    from bench.speech import SPEECH_DIR, ffmpeg
+    from stt import whisper
+
+    wavs = {}
+    for name in ("cold_corpus", "acoustic_corpus"):
+        wavs[name] = tmp_path / "batch" / f"{name}.wav"
+        wavs[name].parent.mkdir(exist_ok=True)
+        ffmpeg("-i", str(SPEECH_DIR / "clips" / f"{name}.flac"), "-ar", "16000", "-ac", "1", str(wavs[name]))
+    alone = tmp_path / "alone" / "acoustic_corpus.wav"
+    alone.parent.mkdir()
+    alone.write_bytes(wavs["acoustic_corpus"].read_bytes())
+    options = {"cli": whisper_ready.whisper.cli, "model_path": whisper_ready.whisper.model_path("base"), "language": "en",
+               "threads": 1, "timeout_s": 300.0, "extra_args": (*whisper.decode_args("base"), "-tp", "0.7", "-bo", "1")}
+    in_batch: dict[int, whisper.WhisperRun] = {}
+    whisper.transcribe_many(list(wavs.values()), on_result=in_batch.__setitem__, **options)
+    by_itself = whisper.transcribe(alone, **options)
+
+    def words(run: whisper.WhisperRun) -> list[tuple[str, float]]:
+        return [(w["text"], w["start"]) for seg in run.segments for w in seg.get("words", [])]
+
+    assert len(words(by_itself)) > 20
+    assert words(in_batch[1]) == words(by_itself)

@@ -138,9 +138,9 @@ def transcribe_many(
 ) -> ProcessStats:
     """Transcribe several WAVs with one whisper-cli process (the model is loaded once).
 
-    whisper-cli carries some decoder state from one input file to the next (not the text context: `no_context`
-    is its default): a file's transcript can differ from what a process of its own would give (README, "Speed":
-    measured, a process per file was slower and less accurate, so files share one). It writes file i's JSON
+    Each file is decoded as by a process of its own (no text context: `no_context` is whisper-cli's default; the
+    sampling of temperature fallback starts afresh with whisper/patches, reseed-sampling-per-file.patch), so a
+    chunk's text does not depend on the batch it is in. It writes file i's JSON
     before starting file i+1: `on_result(i, run)` is called as soon as file i's JSON is complete (polled every
     `poll_s`), so a caller can store and count each result while the rest is still being decoded and a retry
     need not redo it. With `language="auto"` each file's detected language and its probability are read from
