@@ -225,19 +225,23 @@ def removed_spans(chunks: list[dict], duration_s: float) -> list[tuple[float, fl
     return [(a, b) for a, b in gaps if b - a > 1e-3]
 
 
-def aligned_word_times(scored: dict) -> list[float] | None:
-    """A time for every reference word, from a run scored against it: the middle of the word whisper wrote in
-    its place (equal or substituted), and for words it left out, a time interpolated between its neighbours'."""
-    alignment, ref = scored.get("alignment"), scored.get("ref_words")
-    if not alignment or not ref:
-        return None
+def written_word_times(scored: dict) -> dict[int, float]:
+    """Reference word index → the middle of the word a run wrote in its place (equal or substituted)."""
     known: dict[int, float] = {}
-    for chunk in alignment:
+    for chunk in scored.get("alignment") or []:
         if chunk.type in ("equal", "substitute"):
             for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
                 _, start, end = scored["timed"][chunk.hyp_start_idx + k]
                 known[chunk.ref_start_idx + k] = (start + end) / 2
-    if not known:
+    return known
+
+
+def aligned_word_times(scored: dict) -> list[float] | None:
+    """A time for every reference word, from a run scored against it: the middle of the word whisper wrote in
+    its place (equal or substituted), and for words it left out, a time interpolated between its neighbours'."""
+    ref = scored.get("ref_words")
+    known = written_word_times(scored)
+    if not known or not ref:
         return None
     indices = sorted(known)
     times = []
@@ -254,10 +258,11 @@ def aligned_word_times(scored: dict) -> list[float] | None:
     return times
 
 
-def reference_word_times(entry: dict, whole_scored: dict | None = None) -> list[float]:
-    """A time for every reference word, inside the utterance it belongs to: where whole-file whisper wrote a
-    word in its place inside that utterance, that word's time (`aligned_word_times`); otherwise spread evenly
-    over the utterance (the corpus knows utterances, not words)."""
+def reference_word_times(entry: dict, whole_scored: dict | None = None, heard_scored: dict | None = None) -> list[float]:
+    """A time for every reference word, inside the utterance it belongs to: where the run `heard_scored` (the
+    pipeline's) wrote a word in its place, that word's time — it heard the word there, so that audio was not
+    removed; else where whole-file whisper did (`aligned_word_times`, whose DTW times can drift a second into a
+    pause); otherwise spread evenly over the utterance (the corpus knows utterances, not words)."""
     speech = entry["speech"]
     if entry.get("utterances"):
         counts = [len(normalise(u).split()) for u in entry["utterances"]]
@@ -271,13 +276,20 @@ def reference_word_times(entry: dict, whole_scored: dict | None = None) -> list[
             even.append(start + (k + 0.5) * (end - start) / max(n, 1))
     aligned = aligned_word_times(whole_scored or {})
     if aligned is None or len(aligned) != len(even):
-        return even
-    return [t if lo - SPEECH_MARGIN_S <= t <= hi + SPEECH_MARGIN_S else e for t, e, (lo, hi) in zip(aligned, even, spans)]
+        aligned = even
+    heard = written_word_times(heard_scored or {}) if len((heard_scored or {}).get("ref_words") or ()) == len(even) else {}
+
+    def inside(t: float | None, span: tuple[float, float]) -> bool:
+        return t is not None and span[0] - SPEECH_MARGIN_S <= t <= span[1] + SPEECH_MARGIN_S
+
+    return [heard[i] if inside(heard.get(i), span) else t if inside(t, span) else e
+            for i, (t, e, span) in enumerate(zip(aligned, even, spans))]
 
 
-def reference_words_removed(entry: dict, removed: list[tuple[float, float]], whole_scored: dict | None = None) -> int:
+def reference_words_removed(entry: dict, removed: list[tuple[float, float]], whole_scored: dict | None = None,
+                            heard_scored: dict | None = None) -> int:
     """Reference words whose time (`reference_word_times`) falls inside removed audio."""
-    return sum(1 for t in reference_word_times(entry, whole_scored) if any(a <= t < b for a, b in removed))
+    return sum(1 for t in reference_word_times(entry, whole_scored, heard_scored) if any(a <= t < b for a, b in removed))
 
 
 def speech_onsets(segments: list[dict], speech: list[list[float]]) -> list[float]:
@@ -317,7 +329,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
         removed = removed_spans(transcript["chunks"], entry["duration_s"])
         row["by_chunking"][method] = {
             "removed_s": round(sum(b - a for a, b in removed), 2),
-            "reference_words_removed": reference_words_removed(entry, removed, whole_scored),
+            "reference_words_removed": reference_words_removed(entry, removed, whole_scored, scored),
             "merge_dropped_words": sum(((transcript.get("removed") or {}).get("words") or {}).values()),
             "heard_again_words": sum(words for c in transcript["chunks"] for *_, words in c.get("heard_again", [])),
             "pipeline_wer": scored["wer"],

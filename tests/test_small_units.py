@@ -209,10 +209,10 @@ def test_waiting_returns_the_first_true_answer_or_names_what_never_came():
     assert poll_until(lambda: calls.append(1), timeout_s=0.05, interval_s=0.01) is None and len(calls) >= 2
 
 
-def test_reference_words_removed_are_timed_by_the_whole_file_words_aligned_to_them():
+def test_reference_words_removed_are_timed_by_the_words_aligned_to_them():
     """Reference words take the time of the word whisper wrote in their place, inside their utterance; a
     word it left out lies between its neighbours. Only words inside removed audio count, not a pause inside
-    an utterance."""
+    an utterance. A word the pipeline wrote takes the pipeline's time: it heard it there."""
     from bench.accuracy import aligned_word_times, reference_word_times, reference_words_removed, score
 
     segments = [{"start": 0.0, "end": 9.0, "text": "one two four five", "words": [
@@ -226,6 +226,10 @@ def test_reference_words_removed_are_timed_by_the_whole_file_words_aligned_to_th
     assert reference_words_removed(entry, [(2.5, 3.5)]) == 1  # spread evenly, the pause holds a word
     apart = {"speech": [[0.0, 2.0], [5.5, 9.0]], "utterances": ["one two three", "four five"], "reference": "one two three four five"}
     assert reference_word_times(apart, scored)[2] == 5 / 3  # interpolated into the pause: its utterance's own place
+    heard = score("one two tree four five", [{**segments[0], "text": "one two tree four five", "words": [
+        *segments[0]["words"][:2], {"start": 5.0, "end": 5.4, "text": "tree"}, *segments[0]["words"][2:]]}], language="en")
+    assert reference_words_removed(entry, [(2.5, 4.5)], scored, heard) == 0  # the pipeline heard it at 5.2 s: not removed
+    assert reference_words_removed(entry, [(2.5, 5.5)], scored, heard) == 1
 
 
 def test_a_childs_peak_memory_is_its_own_not_its_parents():
