@@ -232,6 +232,20 @@ def test_reference_words_removed_are_timed_by_the_words_aligned_to_them():
     assert reference_words_removed(entry, [(2.5, 5.5)], scored, heard) == 1
 
 
+def test_pooled_word_error_rates_keep_real_and_generated_speech_apart():
+    from bench.accuracy import pooled_wer
+
+    def row(name, kind, words, pipeline, whole, language="en"):
+        return {"name": name, "kind": kind, "language": language, "reference_words": words, "whole_file_wer": whole,
+                "by_chunking": {"silence": {"pipeline_wer": pipeline}}}
+
+    rows = [row("real_fade_en", "real speech fading", 100, 0.2, 0.4), row("real_monologue_en", "10 minutes of real speech", 300, 0.2, 0.2),
+            row("monologue_en", "5-minute monologue", 200, 0.02, 0.04), row("jfk", "real speech (whisper.cpp sample)", 22, 0.5, 0.0),
+            row("vietnamese_vi", "Vietnamese sentences", 50, 0.4, 0.5, language="vi"), row("silence_only", "room tone", 0, None, None)]
+    assert pooled_wer(rows, ["silence"])["silence"] == {"pipeline": 0.2, "whole_file": 0.25, "ratio": 0.8}
+    assert pooled_wer(rows, ["silence"], real=False)["silence"] == {"pipeline": 0.02, "whole_file": 0.04, "ratio": 0.5}
+
+
 def test_a_childs_peak_memory_is_its_own_not_its_parents():
     held = bytearray(400 * 2**20)  # this process: 400 MB more resident than the child will ever be
     held[::4096] = b"\1" * len(held[::4096])
