@@ -129,14 +129,6 @@ def chunk_results(seconds: float, folder: Path, seed: int = 1) -> Path:
 # --- the measured steps, each run alone in a fresh process ------------------------------------------------
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory since it started (VmHWM: ru_maxrss would also count the pages of
-    the process it was forked from, which Linux carries across exec)."""
-    from stt import procs
-
-    return procs.own_peak_rss_mb()
-
-
 def run_chunk(source: Path, work: Path) -> dict:
     from stt import audio, pipeline
     from stt.config import Settings
@@ -183,8 +175,10 @@ def run_publish(transcript: Path, work: Path) -> dict:
 
 def child(step: str, source: Path, work: Path) -> None:
     runs = {"chunk": run_chunk, "merge": run_merge, "publish": run_publish}
+    from stt import procs
+
     figures = runs[step](source, work)
-    print(json.dumps({**figures, "rss_mb": peak_rss_mb()}))
+    print(json.dumps({**figures, "rss_mb": procs.own_peak_rss_mb()}))
 
 
 def measure(step: str, source: Path, work: Path) -> dict:

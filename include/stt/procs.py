@@ -63,7 +63,8 @@ def peak_rss_mb(pid: int | str = "self") -> float | None:
 
 
 def own_peak_rss_mb() -> float:
-    """This process's peak resident memory since it started, in MB (VmHWM; ru_maxrss off Linux)."""
+    """This process's peak resident memory since it started, in MB: VmHWM (ru_maxrss would also count the pages
+    of the process it was forked from, which Linux carries across exec); ru_maxrss off Linux."""
     peak = peak_rss_mb()
     return peak if peak is not None else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
