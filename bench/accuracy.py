@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import hashlib
 import json
 import os
@@ -34,11 +35,28 @@ from stt.text import normalise as normalise_text
 
 JOIN_WINDOW_S = 2.0
 SPEECH_MARGIN_S = 0.5
+SEED_ENV = "WHISPER_SAMPLING_SEED"  # the seed of whisper's sampling decoders (whisper/patches)
+COUNTS = ("silence_words", "join_duplicates", "join_losses", "reference_words_removed", "merge_dropped_words", "heard_again_words")
 
 
 def normalise(text: str) -> str:
-    """Text as word error rates are scored: `stt.text.normalise` without fillers (uh, um)."""
+    """Words as joins and times are checked: `stt.text.normalise` without fillers (uh, um)."""
     return normalise_text(text, drop_fillers=True)
+
+
+@functools.cache
+def _english_normaliser():
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def scoring_text(text: str, language: str) -> str:
+    """A text as error rates are scored: English by Whisper's English normaliser (one spelling, "gonna" as
+    "going to", numbers as digits, no fillers or annotations), other languages by `normalise` (diacritics kept)."""
+    if language == "en":
+        return " ".join(_english_normaliser()(text).split())
+    return normalise(text)
 
 
 CLOSERS = {"(": ")", "[": "]", "*": "*", "♪": "♪"}
@@ -119,7 +137,7 @@ def run_whole_file(path: Path, *, language: str, model: str, root: Path, fresh: 
     for part in (settings.whisper.cli.resolve(), model_path.resolve()):
         info = part.stat()
         key.update(f"{part}:{info.st_size}:{info.st_mtime_ns}".encode())
-    key.update(json.dumps([language, settings.whisper.threads, *args]).encode())
+    key.update(json.dumps([language, settings.whisper.threads, *args, os.environ.get(SEED_ENV, "")]).encode())
     cached = corpus.cache_root() / "bench" / f"whole-{key.hexdigest()[:24]}.json"
     if cached.is_file() and not fresh:
         data = json.loads(cached.read_text())
@@ -137,24 +155,37 @@ def run_whole_file(path: Path, *, language: str, model: str, root: Path, fresh: 
     return result, run.seconds
 
 
-def score(reference: str, segments: list[dict], *, language: str) -> dict:
-    """WER (and CER for Vietnamese) of `segments` against `reference`, plus the alignment for join counts."""
+def error_counts(reference: str, text: str, language: str) -> dict:
+    """Reference words and word errors of `text` (as `scoring_text` makes both), and WER; CER too for Vietnamese."""
     import jiwer
 
-    words = timed_words(segments)
-    hyp = " ".join(w for w, *_ in words)
-    ref = normalise(reference)
-    out: dict = {"words": len(words)}
+    ref, hyp = scoring_text(reference, language), scoring_text(text, language)
+    out: dict = {"reference_words": len(ref.split()), "wer": None, "cer": None}
     if not ref:
-        return {**out, "wer": None, "cer": None, "alignment": None, "timed": words}
+        return out
     if not hyp:
         n = len(ref.split())
-        return {**out, "wer": 1.0, "cer": 1.0 if language == "vi" else None, "deletions": n, "insertions": 0,
-                "substitutions": 0, "alignment": [], "timed": words}
+        return {**out, "wer": 1.0, "cer": 1.0 if language == "vi" else None, "deletions": n, "insertions": 0, "substitutions": 0}
     result = jiwer.process_words(ref, hyp)
     out.update(wer=round(result.wer, 4), insertions=result.insertions, deletions=result.deletions, substitutions=result.substitutions)
     out["cer"] = round(jiwer.cer(ref, hyp), 4) if language == "vi" else None
-    out["alignment"], out["timed"], out["ref_words"] = result.alignments[0], words, ref.split()
+    return out
+
+
+def score(reference: str, segments: list[dict], *, language: str) -> dict:
+    """Error rates of `segments` against `reference` (`error_counts`), plus the word-by-word alignment of the
+    timed words (`normalise`) for join and removal counts."""
+    import jiwer
+
+    words = timed_words(segments)
+    out: dict = {"words": len(words), "timed": words,
+                 **error_counts(reference, " ".join(seg["text"] for seg in segments), language)}
+    hyp, ref = " ".join(w for w, *_ in words), normalise(reference)
+    if not ref:
+        return {**out, "alignment": None}
+    if not hyp:
+        return {**out, "alignment": []}
+    out["alignment"], out["ref_words"] = jiwer.process_words(ref, hyp).alignments[0], ref.split()
     return out
 
 
@@ -312,7 +343,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
         "language": language,
         "kind": entry.get("kind", ""),
         "duration_s": entry["duration_s"],
-        "reference_words": len(normalise(entry["reference"]).split()),
+        "reference_words": whole_scored["reference_words"],
         "whole_file_wer": whole_scored["wer"],
         "whole_file_cer": whole_scored["cer"],
         "whole_file_silence_words": silence_words(whole_scored["timed"], entry["speech"]),
@@ -321,7 +352,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
         "whole_file_text": " ".join(s["text"] for s in whole["segments"]),
         "by_chunking": {},
     }
-    log(f"{entry['name']}: whole file WER {whole_scored['wer']} in {whole_s:.1f}s")
+    log(f"{entry['name']} (seed {os.environ.get(SEED_ENV, '0')}): whole file WER {whole_scored['wer']} in {whole_s:.1f}s")
     for method in methods:
         transcript, seconds = run_pipeline(path, language=language, model=model, method=method, root=root / method)
         scored = score(entry["reference"], transcript["segments"], language=language)
@@ -344,16 +375,51 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
             "seconds": round(seconds, 1),
             "text": transcript["text"],
         }
-        log(f"{entry['name']}: {method} WER {scored['wer']} ({len(transcript['chunks'])} chunks) in {seconds:.1f}s")
+        log(f"{entry['name']} (seed {os.environ.get(SEED_ENV, '0')}): {method} WER {scored['wer']} ({len(transcript['chunks'])} chunks) in {seconds:.1f}s")
+    return _headed(row, methods)
+
+
+def _headed(row: dict, methods: list[str]) -> dict:
+    """The row led by its name and the first chunking method's main figures."""
     first = row["by_chunking"][methods[0]]
     return {**{k: row[k] for k in ("name", "language", "duration_s")}, "chunking": methods[0],
             **{k: first[k] for k in ("pipeline_wer", "silence_words", "join_duplicates", "join_losses")}, **row}
+
+
+def across_seeds(runs: dict[int, list[dict]], methods: list[str]) -> list[dict]:
+    """One row per file from runs with different sampling seeds: WER and CER are the means over the seeds (each
+    seed's WERs under `seeds`), counts the largest any seed gave, texts and cuts the first seed's."""
+    if len(runs) == 1:
+        return next(iter(runs.values()))
+
+    def mean(values: list) -> float | None:
+        return None if None in values else round(sum(values) / len(values), 4)
+
+    out = []
+    for rows in zip(*runs.values()):
+        row = json.loads(json.dumps(rows[0]))
+        row["seeds"] = {str(seed): {"whole_file_wer": r["whole_file_wer"], **{m: r["by_chunking"][m]["pipeline_wer"] for m in methods}}
+                        for seed, r in zip(runs, rows)}
+        for key in ("whole_file_wer", "whole_file_cer"):
+            row[key] = mean([r[key] for r in rows])
+        row["whole_file_silence_words"] = max(r["whole_file_silence_words"] for r in rows)
+        for m in methods:
+            by = [r["by_chunking"][m] for r in rows]
+            for key in ("pipeline_wer", "pipeline_cer"):
+                row["by_chunking"][m][key] = mean([b[key] for b in by])
+            for key in COUNTS:
+                row["by_chunking"][m][key] = max(b[key] for b in by)
+        out.append(_headed(row, methods))
+    return out
 
 
 def table(report: dict) -> str:
     methods = report["chunking"]
     head = ["file", "dur s", "whole WER", *[f"{m} WER" for m in methods], "silence words (whole/" + "/".join(methods) + ")",
             *[f"{m} join dup/lost" for m in methods], *[f"{m} removed s / ref words in it / merge dropped / heard again" for m in methods]]
+    seeds = [str(seed) for seed in report.get("seeds", [0])]
+    if len(seeds) > 1:
+        head.append("WER by seed " + ", ".join(seeds) + " (whole/" + "/".join(methods) + ")")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def pct(value, cer=None):
@@ -369,6 +435,8 @@ def table(report: dict) -> str:
                  *[f"{by[m]['join_duplicates']}/{by[m]['join_losses']}" for m in methods],
                  *[f"{by[m]['removed_s']:.1f} / {by[m]['reference_words_removed']} / {by[m]['merge_dropped_words']} / {by[m]['heard_again_words']}"
                    for m in methods]]
+        if len(seeds) > 1:
+            cells.append(", ".join("/".join(pct(value) for value in row["seeds"][seed].values()) for seed in seeds))
         lines.append("| " + " | ".join(cells) + " |")
     for m in methods:
         pooled = report["pooled"][m]
@@ -410,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", default="", help="comma-separated names (default: all)")
     parser.add_argument("--manifest", type=Path, help="a manifest.json like the corpus's (default: generate the corpus)")
     parser.add_argument("--fresh", action="store_true", help="re-run whisper-cli on the whole files even if cached")
+    parser.add_argument("--seeds", default="0", help="comma-separated sampling seeds: each file is run once per seed "
+                        "and scored by the mean (whisper samples where its beam fails; the draws move a file's WER)")
     parser.add_argument("--verbose", action="store_true", help="show the pipeline's log")
     args = parser.parse_args(argv)
 
@@ -428,8 +498,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="stt-bench-") as tmp:
-        rows = [bench_file(e, model=args.model, methods=methods, root=Path(tmp) / e["name"], log=log, fresh=args.fresh) for e in entries]
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed]
+    runs = {}
+    for seed in seeds:
+        os.environ[SEED_ENV] = str(seed)
+        with tempfile.TemporaryDirectory(prefix="stt-bench-") as tmp:
+            runs[seed] = [bench_file(e, model=args.model, methods=methods, root=Path(tmp) / e["name"], log=log, fresh=args.fresh)
+                          for e in entries]
+    rows = across_seeds(runs, methods)
     report = {
         "model": args.model,
         "chunking": methods,
@@ -438,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
                      "chunk_overlap_s": settings.chunking.overlap_s, "silence_min_s": settings.chunking.silence_min_s,
                      "silence_below_speech_db": settings.chunking.silence_below_speech_db, "whisper_threads": settings.whisper.threads,
                      "word_timing": settings.whisper.word_timing},
+        "seeds": seeds,
         "seconds": round(time.monotonic() - started, 1),
         "files": rows,
         "pooled": pooled_wer(rows, methods),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import corpus, speech
-from bench.accuracy import normalise
+from bench.accuracy import scoring_text
 
 INBOX_VERSION = 2
 # (language, about how many seconds, file type), shortest first: `--inbox-files N` takes the first N
@@ -86,12 +86,12 @@ def inbox_files(count: int | None = None) -> list[InboxFile]:
 
 def error_rates(transcribed: list[tuple[InboxFile, str]]) -> dict:
     """Per language, over all its files together: WER (and CER for Vietnamese) of the texts against the
-    references, both normalised (bench.accuracy.normalise)."""
+    references, both as bench.accuracy scores them (`scoring_text`)."""
     import jiwer
 
     pooled: dict[str, dict] = {}
     for item, text in transcribed:
-        ref, hyp = normalise(item.reference), normalise(text)
+        ref, hyp = scoring_text(item.reference, item.language), scoring_text(text, item.language)
         row = pooled.setdefault(item.language, {"files": 0, "words": 0, "word_errors": 0, "chars": 0, "char_errors": 0})
         row["files"] += 1
         row["words"] += len(ref.split())

@@ -246,6 +246,32 @@ def test_pooled_word_error_rates_keep_real_and_generated_speech_apart():
     assert pooled_wer(rows, ["silence"], real=False)["silence"] == {"pipeline": 0.02, "whole_file": 0.04, "ratio": 0.5}
 
 
+def test_english_is_scored_as_whisper_normalises_it_and_vietnamese_keeps_its_diacritics():
+    """Spelling variants whisper writes for one spoken word are not errors; fillers and annotations are not words."""
+    from bench.accuracy import error_counts, scoring_text
+
+    assert scoring_text("Um, we're gonna colour the [BLANK_AUDIO] (laughs) centre.", "en") == "we are going to color the center"
+    assert error_counts("we are going to colour the centre", "We're gonna color the center, uh.", "en") == {
+        "reference_words": 7, "wer": 0.0, "cer": None, "insertions": 0, "deletions": 0, "substitutions": 0}
+    assert scoring_text("Xin chào, thế giới!", "vi") == "xin chào thế giới"
+    assert error_counts("xin chào thế giới", "xin chao thế giới", "vi")["wer"] == 0.25
+
+
+def test_several_seeds_score_each_file_by_the_mean_and_keep_the_worst_counts():
+    from bench.accuracy import COUNTS, across_seeds
+
+    def row(whole, pipeline, losses):
+        counts = dict.fromkeys(COUNTS, 0) | {"join_losses": losses}
+        return {"name": "real_fade_en", "language": "en", "duration_s": 120.0, "whole_file_wer": whole, "whole_file_cer": None,
+                "whole_file_silence_words": 0, "by_chunking": {"silence": {"pipeline_wer": pipeline, "pipeline_cer": None, **counts}}}
+
+    rows = across_seeds({0: [row(0.3, 0.2, 0)], 1: [row(0.2, 0.3, 2)], 2: [row(0.25, 0.1, 1)]}, ["silence"])
+    assert rows[0]["whole_file_wer"] == 0.25 and rows[0]["pipeline_wer"] == 0.2 and rows[0]["join_losses"] == 2
+    assert rows[0]["seeds"]["1"] == {"whole_file_wer": 0.2, "silence": 0.3}
+    single = [row(0.3, 0.2, 0)]
+    assert across_seeds({0: single}, ["silence"]) is single
+
+
 def test_a_childs_peak_memory_is_its_own_not_its_parents():
     held = bytearray(400 * 2**20)  # this process: 400 MB more resident than the child will ever be
     held[::4096] = b"\1" * len(held[::4096])
