@@ -289,10 +289,10 @@ def aligned_word_times(scored: dict) -> list[float] | None:
     return times
 
 
-def reference_word_times(entry: dict, whole_scored: dict | None = None, heard_scored: dict | None = None) -> list[float]:
-    """A time for every reference word, inside the utterance it belongs to: where the run `heard_scored` (the
-    pipeline's) wrote a word in its place, that word's time — it heard the word there, so that audio was not
-    removed; else where whole-file whisper did (`aligned_word_times`, whose DTW times can drift a second into a
+def _reference_word_times(entry: dict, whole_scored: dict | None = None, heard_scored: dict | None = None) -> list[tuple[float, bool]]:
+    """A time for every reference word, inside the utterance it belongs to, and whether `heard_scored` heard it:
+    where that run (the pipeline's) wrote a word in its place, that word's time — it heard the word there, so
+    that audio was not removed; else where whole-file whisper did (`aligned_word_times`, whose DTW times can drift a second into a
     pause); otherwise spread evenly over the utterance (the corpus knows utterances, not words)."""
     speech = entry["speech"]
     if entry.get("utterances"):
@@ -313,14 +313,21 @@ def reference_word_times(entry: dict, whole_scored: dict | None = None, heard_sc
     def inside(t: float | None, span: tuple[float, float]) -> bool:
         return t is not None and span[0] - SPEECH_MARGIN_S <= t <= span[1] + SPEECH_MARGIN_S
 
-    return [heard[i] if inside(heard.get(i), span) else t if inside(t, span) else e
+    return [(heard[i], True) if inside(heard.get(i), span) else (t if inside(t, span) else e, False)
             for i, (t, e, span) in enumerate(zip(aligned, even, spans))]
+
+
+def reference_word_times(entry: dict, whole_scored: dict | None = None, heard_scored: dict | None = None) -> list[float]:
+    """A time for every reference word (`_reference_word_times`)."""
+    return [t for t, _ in _reference_word_times(entry, whole_scored, heard_scored)]
 
 
 def reference_words_removed(entry: dict, removed: list[tuple[float, float]], whole_scored: dict | None = None,
                             heard_scored: dict | None = None) -> int:
-    """Reference words whose time (`reference_word_times`) falls inside removed audio."""
-    return sum(1 for t in reference_word_times(entry, whole_scored, heard_scored) if any(a <= t < b for a, b in removed))
+    """Reference words whose time (`reference_word_times`) falls inside removed audio, except those `heard_scored`
+    wrote a word for: a word whisper wrote across a shortened silence has its middle in the removed part."""
+    return sum(1 for t, heard in _reference_word_times(entry, whole_scored, heard_scored)
+               if not heard and any(a <= t < b for a, b in removed))
 
 
 def speech_onsets(segments: list[dict], speech: list[list[float]]) -> list[float]:

@@ -149,7 +149,7 @@ def test_unknown_method_is_refused():
 
 
 def test_long_silences_are_shortened_inside_chunks():
-    """Silences longer than 2 × keep lose their middle: chunks hold speech with pauses of at most 2 × keep."""
+    """Silences longer than 2 × keep + SHORTEN_MIN_S lose their middle: chunks hold speech with pauses of at most that."""
     spans = audio.kept_spans(100.0, [(0.0, 5.0), (10.0, 11.5), (20.0, 60.0), (90.0, 100.0)], keep_s=1.0)
     assert spans == [(4.0, 21.0), (59.0, 91.0)]
     timeline = audio.Timeline(spans)
@@ -157,6 +157,9 @@ def test_long_silences_are_shortened_inside_chunks():
     assert timeline.pieces(10.0, 30.0) == ((14.0, 21.0), (59.0, 72.0))
     assert audio.kept_spans(40.0, [(0.0, 40.0)], keep_s=1.0) == [(0.0, 2.0)]  # all silence: a token chunk
     assert audio.kept_spans(40.0, [(5.0, 30.0)], keep_s=0.0) == [(0.0, 40.0)]  # 0 disables it
+    # a pause that would lose under SHORTEN_MIN_S stays whole: next to no time saved, and a word at the floor kept
+    assert audio.kept_spans(100.0, [(10.0, 13.5)], keep_s=1.0) == [(0.0, 100.0)]
+    assert audio.kept_spans(100.0, [(10.0, 14.0)], keep_s=1.0) == [(0.0, 11.0), (13.0, 100.0)]
 
 
 

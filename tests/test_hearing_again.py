@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 
 import jiwer
 import pytest
 from pydub import AudioSegment
 
 from conftest import JFK_TEXT, JFK_WAV, normalise
-from stt import hearing
+from stt import hearing, merge
 
 
 def timed(*words):
@@ -42,13 +43,23 @@ def test_what_is_heard_again_goes_between_the_words_around_it():
     assert hearing.put_in_place(first, [{"start": 0.0, "end": 1.0, "text": "[BLANK_AUDIO]"}], (0.8, 7.5)) == first
 
 
-@pytest.fixture
-def whisper_that_stops_early(tmp_path, whisper_ready, monkeypatch):
-    """The real whisper-cli, except that on a first hearing of a chunk its result ends after the first segment, as
-    whisper's does when it ends a window early: it cannot be made to on demand. Second hearings (`again-*/`) are left alone."""
-    fake = tmp_path / "bin" / "whisper-cli"
-    fake.parent.mkdir()
-    fake.write_text(f"""#!{sys.executable}
+def test_the_time_a_decoding_loop_ran_over_is_heard_again():
+    loop = [("and", 2.0 + k, 2.4 + k) if k % 2 == 0 else ("so", 2.0 + k, 2.4 + k) for k in range(20)]
+    segments = [timed(("Fellow", 0.2, 0.6), ("Americans,", 0.7, 1.5)), timed(*loop)]
+    kept, dropped = merge.without_loops(segments)
+    assert dropped == 18 and [s["text"] for s in kept] == ["Fellow Americans,", "and so"]
+    assert hearing.unheard(kept, start_s=0.0, pieces=[[0.0, 22.0]], silences=[], min_speech_s=3.0) == [(3.7, 22.0)]
+    untimed = [{"start": 2.0, "end": 22.0, "text": " ".join(["my fellow"] * 10)}]
+    kept, dropped = merge.without_loops(untimed)
+    assert dropped == 18 and kept == [{"start": 2.0, "end": 4.0, "text": "my fellow"}]  # its share of the time
+    assert merge.without_loops(segments[:1]) == (segments[:1], 0)
+
+
+def whisper_cli_wrapper(path, real_cli, rewrite: str):
+    """A whisper-cli that runs the real one and then applies `rewrite` (Python, on `data`, the -ojf JSON) to the
+    results of first hearings of chunks; second hearings (`again-*/`) are left alone."""
+    path.parent.mkdir()
+    path.write_text(f"""#!{sys.executable}
 import json, os, subprocess, sys
 args, outputs = sys.argv[1:], []
 for i, arg in enumerate(args):
@@ -57,41 +68,80 @@ for i, arg in enumerate(args):
     if arg == "-of":
         outputs.append((source, args[i + 1]))
         args[i + 1] += ".real"
-code = subprocess.call([{str(whisper_ready.whisper.cli)!r}, *args])
+code = subprocess.call([{str(real_cli)!r}, *args])
 for name, out in outputs:
     if os.path.exists(out + ".real.json"):
         data = json.load(open(out + ".real.json", encoding="utf-8", errors="surrogateescape"))
         if "/again-" not in name:
-            data["transcription"] = data["transcription"][:1]
+{textwrap.indent(rewrite, " " * 12)}
         json.dump(data, open(out + ".json", "w", encoding="utf-8", errors="surrogateescape"))
 sys.exit(code)
 """)
-    fake.chmod(0o755)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def whisper_that_loops(tmp_path, whisper_ready, monkeypatch):
+    """The real whisper-cli, except that on a first hearing of a chunk everything after its first segment is one
+    phrase said twelve times over, as whisper writes when its decoding loops: it cannot be made to on demand."""
+    fake = whisper_cli_wrapper(tmp_path / "bin" / "whisper-cli", whisper_ready.whisper.cli, """\
+first = data["transcription"][0]
+data["transcription"] = [first, {"offsets": {"from": first["offsets"]["to"], "to": 22000}, "text": " And so, my fellow" * 12}]""")
     monkeypatch.setenv("WHISPER_CLI", str(fake))
     return fake
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("min_speech_s", [3.0, 0.0], ids=["heard-again", "never"])
-def test_speech_whisper_skipped_is_transcribed(run_transcribe, jobs, tmp_path, monkeypatch, whisper_that_stops_early, min_speech_s):
+@pytest.fixture
+def whisper_that_stops_early(tmp_path, whisper_ready, monkeypatch):
+    """The real whisper-cli, except that on a first hearing of a chunk its result ends after the first segment, as
+    whisper's does when it ends a window early: it cannot be made to on demand. Second hearings (`again-*/`) are left alone."""
+    fake = whisper_cli_wrapper(tmp_path / "bin" / "whisper-cli", whisper_ready.whisper.cli, 'data["transcription"] = data["transcription"][:1]')
+    monkeypatch.setenv("WHISPER_CLI", str(fake))
+    return fake
+
+
+def jfk_twice_transcribed(run_transcribe, jobs, tmp_path, monkeypatch, *, min_speech_s: float, job_id: str) -> tuple[dict, float]:
+    """jfk.wav twice over (22 s: one chunk) through the DAG with STT_HEAR_AGAIN_MIN_S = `min_speech_s`: the
+    published transcript and its WER."""
     (tmp_path / "inbox").mkdir()
     jfk = AudioSegment.from_wav(JFK_WAV)
-    (jfk + jfk).export(tmp_path / "inbox" / "jfk.wav", format="wav")  # 22 s: one chunk
+    (jfk + jfk).export(tmp_path / "inbox" / "jfk.wav", format="wav")
     monkeypatch.setenv("STT_LOCAL_ROOT", str(tmp_path))
     monkeypatch.setenv("STT_HEAR_AGAIN_MIN_S", str(min_speech_s))
-    job_id = f"hear-again-{min_speech_s:.0f}"
 
     dag_run = run_transcribe(source=f"file://{tmp_path}/inbox/jfk.wav", language="en", model="tiny.en", job_id=job_id)
 
     assert dag_run.state == "success"
     assert jobs.find_one({"_id": job_id})["status"] == "COMPLETED"
     published = json.loads((tmp_path / "transcripts" / "jfk.wav.json").read_text())
-    error = jiwer.wer(normalise(f"{JFK_TEXT} {JFK_TEXT}"), normalise(published["text"]))
+    return published, jiwer.wer(normalise(f"{JFK_TEXT} {JFK_TEXT}"), normalise(published["text"]))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("min_speech_s", [3.0, 0.0], ids=["heard-again", "never"])
+def test_speech_whisper_skipped_is_transcribed(run_transcribe, jobs, tmp_path, monkeypatch, whisper_that_stops_early, min_speech_s):
+    published, error = jfk_twice_transcribed(run_transcribe, jobs, tmp_path, monkeypatch, min_speech_s=min_speech_s,
+                                             job_id=f"hear-again-{min_speech_s:.0f}")
     [chunk] = published["chunks"]
     if min_speech_s:
         assert error <= 0.1, published["text"]
         [(start, end, words)] = chunk["heard_again"]
         assert 1.0 < start < 12.0 and end == pytest.approx(22.0, abs=0.01) and words >= 12
         assert published["segments"] == sorted(published["segments"], key=lambda s: s["start"])
+    else:
+        assert error > 0.5 and "heard_again" not in chunk  # the fault is real: without a second hearing, words are lost
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("min_speech_s", [3.0, 0.0], ids=["heard-again", "never"])
+def test_speech_a_decoding_loop_ran_over_is_transcribed(run_transcribe, jobs, tmp_path, monkeypatch, whisper_that_loops, min_speech_s):
+    published, error = jfk_twice_transcribed(run_transcribe, jobs, tmp_path, monkeypatch, min_speech_s=min_speech_s,
+                                             job_id=f"loop-{min_speech_s:.0f}")
+    [chunk] = published["chunks"]
+    assert published["removed"]["words"]["repeated_words"] == 44  # the loop, kept once
+    if min_speech_s:
+        assert error <= 0.2, published["text"]
+        assert chunk["loop_words"] == 44 and chunk["heard_again"][0][2] >= 12
     else:
         assert error > 0.5 and "heard_again" not in chunk  # the fault is real: without a second hearing, words are lost

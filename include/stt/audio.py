@@ -519,10 +519,14 @@ def _quietest(levels, lo_ms: int, hi_ms: int) -> int:
     return int(round((a + int(np.argmin(smooth)) + 0.5) * FRAME_S * 1000))
 
 
+SHORTEN_MIN_S = 2.0  # a silence is shortened only when that leaves out at least this much
+
+
 def kept_spans(duration_s: float, silences: list[tuple[float, float]], keep_s: float) -> list[tuple[float, float]]:
-    """The recording spans to transcribe: everything except the inside of silences longer than 2 × `keep_s`,
-    of which `keep_s` stays on each side (at the start and end of the recording: next to the speech only).
-    So chunks hold speech with natural pauses of at most 2 × keep_s: whisper hears more speech per
+    """The recording spans to transcribe: everything except the inside of silences longer than 2 × `keep_s`
+    + SHORTEN_MIN_S, of which `keep_s` stays on each side (at the start and end of the recording: next to the
+    speech only). Leaving out less would save whisper next to nothing and risk a word at the noise floor.
+    So chunks hold speech with natural pauses of at most 2 × keep_s + SHORTEN_MIN_S: whisper hears more speech per
     window (more context) and no long silence to invent text over. A recording that is all silence keeps
     its first 2 × keep_s. keep_s ≤ 0 keeps everything."""
     if keep_s <= 0 or duration_s <= 0:
@@ -533,7 +537,7 @@ def kept_spans(duration_s: float, silences: list[tuple[float, float]], keep_s: f
         cut_to = e - keep_s if e < duration_s else duration_s
         if s <= 0 and e >= duration_s:
             return [(0.0, round(min(duration_s, 2 * keep_s), 3))]
-        if cut_to - cut_from > 1e-6 and cut_from >= cursor:
+        if cut_to - cut_from >= SHORTEN_MIN_S and cut_from >= cursor:
             if cut_from > cursor:
                 spans.append((round(cursor, 3), round(cut_from, 3)))
             cursor = cut_to

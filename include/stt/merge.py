@@ -170,6 +170,23 @@ def collapse_repetitions(segments: list[dict], limit: int = REPEAT_LIMIT) -> tup
     return out, len(dropped)
 
 
+def without_loops(segments: list[Segment]) -> tuple[list[Segment], int]:
+    """One chunk's segments (chunk time) with its decoding loops kept once (`collapse_repetitions`), and how many
+    words that dropped; the segments as they are when there is no loop."""
+    working = [seg for seg in (_with_words(s) for s in segments if not is_annotation(s["text"])) if seg["words"]]
+    collapsed, dropped = collapse_repetitions(working)
+    if not dropped:
+        return segments, 0
+    out = []
+    for seg in collapsed:
+        seg = dict(seg)
+        if not seg.pop("timed"):  # its words were spread over it: what is left covers only its part
+            words = seg.pop("words")
+            seg["start"], seg["end"] = words[0]["start"], words[-1]["end"]
+        out.append(seg)
+    return out, dropped
+
+
 class Silences:
     """Sorted silence spans (recording seconds) with point and span lookups."""
 
@@ -276,6 +293,8 @@ def merge_chunks(chunks: list[ChunkResult], silences: list | None = None) -> dic
         }
         if chunk.get("silent"):
             entry["silent"] = True
+        if chunk.get("loop_words"):
+            entry["loop_words"] = chunk["loop_words"]
         if chunk.get("heard_again"):  # recording time, as the rest of the map
             timeline = Timeline.of_chunk(chunk["start_s"], chunk.get("pieces"))
             entry["heard_again"] = [[timeline.to_recording(s), timeline.to_recording(e), words] for s, e, words in chunk["heard_again"]]
@@ -291,6 +310,7 @@ def merge_chunks(chunks: list[ChunkResult], silences: list | None = None) -> dic
         chunk_map.append(entry)
         previous_end = chunk["end_s"]
     segments, repeated = collapse_repetitions(segments)
+    repeated += sum(chunk.get("loop_words", 0) for chunk in ordered)  # loops a chunk's hearing again replaced
     in_silence = 0
     if silences:
         spans = Silences(silences)

@@ -24,7 +24,7 @@ from stt.errors import (InvalidAudio, InvalidParameter, InvalidSource, SourceCha
 from stt.formats import FORMATS, render
 from stt.jobs import COMPLETED, JobStore, check_job_id
 from stt.log import logger
-from stt.merge import merge_chunks
+from stt.merge import merge_chunks, without_loops
 from stt.records import Batch, BatchResult, ChunkRef, ChunkResult, Decoding, Job, JobOptions, Merged
 
 
@@ -370,16 +370,23 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
             hear_again_min_s = settings.chunking.hear_again_min_s
             silences = plan_silences(job, settings) if hear_again_min_s > 0 else []
             unheard: dict[int, tuple[ChunkRef, whisper.WhisperRun, list[tuple[float, float]]]] = {}
+            loops: dict[int, int] = {}  # words of decoding loops dropped from a chunk before hearing it again
 
             def done(ref: ChunkRef, run: whisper.WhisperRun) -> None:
                 if ref.get("detected") and not run.detected:  # decoded again (settle_language): what it was first heard as
                     run = dataclasses.replace(run, detected=tuple(ref["detected"]))
                 log.bind(chunk=ref["index"]).info("chunk {} ({:.1f}s audio) → {} segment(s), language {} (told {}), whisper {:.2f}s",
                                                   ref["index"], ref["duration_s"], len(run.segments), run.language or "?", run.language_told, run.seconds)
-                spans = hearing.unheard(run.segments, start_s=ref["start_s"], pieces=ref["pieces"], silences=silences,
-                                        min_speech_s=hear_again_min_s) if hear_again_min_s > 0 else []
+                if hear_again_min_s <= 0:
+                    save_chunk_result(job, ref, run, results, settings=settings, store=store)
+                    return
+                segments, looped = without_loops(run.segments)  # the time a loop ran over holds no words
+                spans = hearing.unheard(segments, start_s=ref["start_s"], pieces=ref["pieces"], silences=silences, min_speech_s=hear_again_min_s)
                 if spans:  # stored once heard again: a retry before that decodes the chunk anew
-                    unheard[ref["index"]] = (ref, run, spans)
+                    if looped:
+                        log.bind(chunk=ref["index"]).info("chunk {}: a decoding loop kept once ({} word(s) dropped)", ref["index"], looped)
+                        loops[ref["index"]] = looped
+                    unheard[ref["index"]] = (ref, dataclasses.replace(run, segments=segments), spans)
                 else:
                     save_chunk_result(job, ref, run, results, settings=settings, store=store)
 
@@ -414,7 +421,7 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
                         decode(chunks, chunk_language, done)
                 if unheard:
                     runs.extend(hear_again(job, unheard, wavs, folder, results, languages={i: language_of(i) for i in unheard},
-                                           settings=settings, store=store, log=log))
+                                           loop_words=loops, settings=settings, store=store, log=log))
             except WhisperCrash as exc:
                 ref = group[exc.index]
                 if store.record_crash(job_id, ref["index"], message=str(exc)) >= MAX_CRASHES_PER_CHUNK:
@@ -508,10 +515,10 @@ def plan_silences(job: Job, settings: Settings) -> list[list[float]]:
 
 
 def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, results: dict[int, str], *, languages: dict[int, str],
-               settings: Settings, store: JobStore, log) -> list[whisper.ProcessStats]:
+               loop_words: dict[int, int], settings: Settings, store: JobStore, log) -> list[whisper.ProcessStats]:
     """Decode each stretch of speech whisper left without words on its own (one whisper-cli process per
-    language), put what it hears among the chunk's words and store the chunks. When that decoding fails,
-    the chunks are stored as first heard (logged with the error)."""
+    language), put what it hears among the chunk's words and store the chunks (with the `loop_words` dropped
+    from them first). When that decoding fails, the chunks are stored as first heard (logged with the error)."""
     stretches: dict[str, list[tuple[int, tuple[float, float], Path]]] = defaultdict(list)
     for index, (ref, _run, spans) in unheard.items():
         plans = [audio.ChunkPlan(index=k, start_s=v0, end_s=v1) for k, (v0, v1) in enumerate(spans)]
@@ -544,7 +551,7 @@ def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, res
             log.bind(chunk=index).info("chunk {}: {:.1f}s without words in {} stretch(es) heard again: {} word(s) more",
                                        index, sum(e - s for s, e in spans), len(spans), sum(n for *_, n in again))
         run = dataclasses.replace(run, segments=segments)
-        save_chunk_result(job, ref, run, results, settings=settings, store=store, heard_again=again)
+        save_chunk_result(job, ref, run, results, settings=settings, store=store, heard_again=again, loop_words=loop_words.get(index, 0))
     return stats
 
 
@@ -556,11 +563,14 @@ def task_memory() -> dict:
 
 
 def save_chunk_result(job: Job, ref: ChunkRef, run: whisper.WhisperRun, results: dict[int, str], *, settings: Settings, store: JobStore,
-                      heard_again: list | None = None) -> None:
+                      heard_again: list | None = None, loop_words: int = 0) -> None:
     """Put one chunk's result in the work folder and count the chunk as done on the job (once). `heard_again`:
-    [start, end, words] of each stretch decoded a second time (hear_again)."""
+    [start, end, words] of each stretch decoded a second time (hear_again); `loop_words`: words of decoding
+    loops dropped before that."""
     meta = {k: ref[k] for k in ("index", "start_s", "end_s", "cut", "overlap_s", "silent", "pieces", "speech_s") if k in ref}
     again = {"heard_again": heard_again} if heard_again else {}
+    if loop_words:
+        again["loop_words"] = loop_words
     storage.write_text(results[ref["index"]], json.dumps({**meta, **run.as_dict(), **again}, ensure_ascii=False), settings)
     store.chunk_completed(job["job_id"], ref["index"], seconds=run.seconds, language=run.language, segments=len(run.segments))
 
