@@ -208,10 +208,12 @@ def join_windows(chunks: list[dict]) -> list[tuple[float, float]]:
     return windows
 
 
-def join_errors(scored: dict, windows: list[tuple[float, float]], control: dict | None = None) -> tuple[int, int]:
+def join_errors(scored: dict, windows: list[tuple[float, float]], control: dict | None = None,
+                found: list | None = None) -> tuple[int, int]:
     """(duplicates, losses) at the joins: inserted words repeating a nearby reference word, and deleted
     reference words. With `control` (the whole-file run scored on the same reference), errors it makes at
-    the same reference words too are recognition errors, not the joins' doing, and are not counted."""
+    the same reference words too are recognition errors, not the joins' doing, and are not counted.
+    `found` gets ["duplicate" or "lost", word, time] of each."""
     alignment = scored.get("alignment")
     if not alignment or not windows:
         return 0, 0
@@ -235,11 +237,16 @@ def join_errors(scored: dict, windows: list[tuple[float, float]], control: dict 
                 token, start, end = words[k]
                 if token in nearby and in_window((start + end) / 2):
                     duplicates += 1
+                    if found is not None:
+                        found.append(["duplicate", token, round(start, 2)])
         elif chunk.type == "delete":
             before = words[chunk.hyp_start_idx - 1][2] if chunk.hyp_start_idx > 0 else 0.0
             after = words[chunk.hyp_start_idx][1] if chunk.hyp_start_idx < len(words) else before
             if in_window(before) or in_window(after) or any(before <= lo and hi <= after for lo, hi in windows):
-                losses += sum(1 for r in range(chunk.ref_start_idx, chunk.ref_end_idx) if r not in control_deleted)
+                lost = [ref[r] for r in range(chunk.ref_start_idx, chunk.ref_end_idx) if r not in control_deleted]
+                losses += len(lost)
+                if found is not None:
+                    found.extend(["lost", word, round(before, 2)] for word in lost)
     return duplicates, losses
 
 
@@ -363,7 +370,8 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
     for method in methods:
         transcript, seconds = run_pipeline(path, language=language, model=model, method=method, root=root / method)
         scored = score(entry["reference"], transcript["segments"], language=language)
-        duplicates, losses = join_errors(scored, join_windows(transcript["chunks"]), control=whole_scored)
+        join_words: list = []
+        duplicates, losses = join_errors(scored, join_windows(transcript["chunks"]), control=whole_scored, found=join_words)
         onsets = speech_onsets(transcript["segments"], entry["speech"]) if entry.get("kind", "").startswith("utterances") else []
         removed = removed_spans(transcript["chunks"], entry["duration_s"])
         row["by_chunking"][method] = {
@@ -376,6 +384,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
             "silence_words": silence_words(scored["timed"], entry["speech"]),
             "join_duplicates": duplicates,
             "join_losses": losses,
+            "join_words": join_words,
             "chunks": len(transcript["chunks"]),
             "cuts": [c["cut"] for c in transcript["chunks"][:-1]],
             "onset_errors_s": onsets,
@@ -405,7 +414,8 @@ def across_seeds(runs: dict[int, list[dict]], methods: list[str]) -> list[dict]:
     out = []
     for rows in zip(*runs.values()):
         row = json.loads(json.dumps(rows[0]))
-        row["seeds"] = {str(seed): {"whole_file_wer": r["whole_file_wer"], **{m: r["by_chunking"][m]["pipeline_wer"] for m in methods}}
+        row["seeds"] = {str(seed): {"whole_file_wer": r["whole_file_wer"], **{m: r["by_chunking"][m]["pipeline_wer"] for m in methods},
+                                    "join_words": {m: r["by_chunking"][m]["join_words"] for m in methods}}
                         for seed, r in zip(runs, rows)}
         for key in ("whole_file_wer", "whole_file_cer"):
             row[key] = mean([r[key] for r in rows])
@@ -443,7 +453,7 @@ def table(report: dict) -> str:
                  *[f"{by[m]['removed_s']:.1f} / {by[m]['reference_words_removed']} / {by[m]['merge_dropped_words']} / {by[m]['heard_again_words']}"
                    for m in methods]]
         if len(seeds) > 1:
-            cells.append(", ".join("/".join(pct(value) for value in row["seeds"][seed].values()) for seed in seeds))
+            cells.append(", ".join("/".join(pct(row["seeds"][seed][key]) for key in ("whole_file_wer", *methods)) for seed in seeds))
         lines.append("| " + " | ".join(cells) + " |")
     for m in methods:
         pooled = report["pooled"][m]
