@@ -398,8 +398,9 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
 def _headed(row: dict, methods: list[str]) -> dict:
     """The row led by its name and the first chunking method's main figures."""
     first = row["by_chunking"][methods[0]]
-    return {**{k: row[k] for k in ("name", "language", "duration_s")}, "chunking": methods[0],
-            **{k: first[k] for k in ("pipeline_wer", "silence_words", "join_duplicates", "join_losses")}, **row}
+    head = {**{k: row[k] for k in ("name", "language", "duration_s")}, "chunking": methods[0],
+            **{k: first[k] for k in ("pipeline_wer", "silence_words", "join_duplicates", "join_losses")}}
+    return {**head, **{k: v for k, v in row.items() if k not in head}}
 
 
 def across_seeds(runs: dict[int, list[dict]], methods: list[str]) -> list[dict]:

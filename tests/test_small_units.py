@@ -266,12 +266,13 @@ def test_several_seeds_score_each_file_by_the_mean_and_keep_the_worst_counts():
         return {"name": "real_fade_en", "language": "en", "duration_s": 120.0, "reference_words": 100, "whole_file_wer": whole, "whole_file_cer": None,
                 "whole_file_silence_words": 0, "by_chunking": {"silence": {"pipeline_wer": pipeline, "pipeline_cer": None, **counts}}}
 
-    rows = across_seeds({0: [row(0.3, 0.2, 0)], 1: [row(0.2, 0.3, 2)], 2: [row(0.25, 0.1, 1)]}, ["silence"])
+    rows = across_seeds({0: [row(0.3, 0.1, 0)], 1: [row(0.2, 0.3, 2)], 2: [row(0.25, 0.2, 1)]}, ["silence"])
     assert rows[0]["whole_file_wer"] == 0.25 and rows[0]["pipeline_wer"] == 0.2 and rows[0]["join_losses"] == 2
+    assert rows[0]["by_chunking"]["silence"]["pipeline_wer"] == 0.2
     assert rows[0]["seeds"]["1"] == {"whole_file_wer": 0.2, "silence": 0.3, "join_words": {"silence": [["lost", "word", 1.0]] * 2}}
     assert "WER by seed 0, 1, 2" in table({"chunking": ["silence"], "seeds": [0, 1, 2], "files": rows,
                                            "pooled": pooled_wer(rows, ["silence"]), "pooled_generated": pooled_wer(rows, ["silence"], real=False)})
-    single = [row(0.3, 0.2, 0)]
+    single = [row(0.3, 0.1, 0)]
     assert across_seeds({0: single}, ["silence"]) is single
 
 
