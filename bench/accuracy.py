@@ -1,9 +1,9 @@
 """Accuracy benchmark: the pipeline's chunk → transcribe → merge against whisper-cli on the whole file.
 
-    python -m bench.accuracy [--json] [--model base] [--chunking silence,fixed] [--files a,b] [--manifest PATH]
+    python -m bench.accuracy [--json] [--model base] [--chunking silence,fixed] [--files a,b] [--seeds 0,1,2] [--manifest PATH]
 
-For every audio of the manifest (default: the generated corpus, bench/corpus.py): word error rate
-(jiwer, both sides normalised; character error rate too for Vietnamese) of (a) the pipeline's steps —
+For every audio of the manifest (default: the generated corpus, bench/corpus.py), once per sampling seed: word
+error rate (jiwer, both sides as `scoring_text` makes them; character error rate too for Vietnamese) of (a) the pipeline's steps —
 the same code the DAG runs, on file:// storage, without Airflow — for each chunking method, and (b)
 `whisper-cli` on the whole file with the same model and decoding flags. Also counted:
 - silence words: transcribed words lying entirely outside the spans where speech really is (the
