@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import string
 import sys
 import tempfile
 import time
@@ -39,9 +40,43 @@ SEED_ENV = "WHISPER_SAMPLING_SEED"  # the seed of whisper's sampling decoders (w
 COUNTS = ("silence_words", "join_duplicates", "join_losses", "reference_words_removed", "merge_dropped_words", "heard_again_words")
 
 
+LETTER_WORDS = ("a", "i")  # single letters that are words of their own
+
+
+def letter_runs(tokens: list[str]) -> list[tuple[int, int]]:
+    """[start, end) of each run of two or more letters said one by one ("m f a", "n a"): an acronym, which
+    whisper may as well write as one word ("MFA"). "a" and "i" at a run's edges stay words ("in n a i think");
+    letters with diacritics (Vietnamese syllables such as "ở") are never letters said one by one."""
+    runs, k = [], 0
+    while k < len(tokens):
+        end = k
+        while end < len(tokens) and len(tokens[end]) == 1 and tokens[end] in string.ascii_lowercase:
+            end += 1
+        start, stop = k, end
+        while start < stop and tokens[start] in LETTER_WORDS:
+            start += 1
+        while stop > start and tokens[stop - 1] == "i":
+            stop -= 1
+        if stop - start >= 2:
+            runs.append((start, stop))
+        k = max(end, k + 1)
+    return runs
+
+
+def joined_letters(tokens: list[str]) -> list[str]:
+    """`tokens` with each run of letters said one by one (`letter_runs`) as one word: "m f a" and "mfa" score alike."""
+    out, at = [], 0
+    for start, stop in letter_runs(tokens):
+        out.extend(tokens[at:start])
+        out.append("".join(tokens[start:stop]))
+        at = stop
+    return out + tokens[at:]
+
+
 def normalise(text: str) -> str:
-    """Words as joins and times are checked: `stt.text.normalise` without fillers (uh, um)."""
-    return normalise_text(text, drop_fillers=True)
+    """Words as joins and times are checked: `stt.text.normalise` without fillers (uh, um), letters said one
+    by one as one word (`joined_letters`)."""
+    return " ".join(joined_letters(normalise_text(text, drop_fillers=True).split()))
 
 
 @functools.cache
@@ -53,9 +88,10 @@ def _english_normaliser():
 
 def scoring_text(text: str, language: str) -> str:
     """A text as error rates are scored: English by Whisper's English normaliser (one spelling, "gonna" as
-    "going to", numbers as digits, no fillers or annotations), other languages by `normalise` (diacritics kept)."""
+    "going to", numbers as digits, no fillers or annotations), other languages by `normalise` (diacritics kept);
+    letters said one by one as one word in both (`joined_letters`)."""
     if language == "en":
-        return " ".join(_english_normaliser()(text).split())
+        return " ".join(joined_letters(_english_normaliser()(text).split()))
     return normalise(text)
 
 
@@ -82,6 +118,8 @@ def timed_words(segments: list[dict]) -> list[tuple[str, float, float]]:
                 continue
             for token in normalise(item["text"]).split():
                 out.append((token, float(item["start"]), float(item["end"])))
+    for start, stop in reversed(letter_runs([token for token, *_ in out])):  # letters whisper wrote as words of their own
+        out[start:stop] = [("".join(token for token, *_ in out[start:stop]), out[start][1], out[stop - 1][2])]
     return out
 
 

@@ -258,6 +258,17 @@ def test_english_is_scored_as_whisper_normalises_it_and_vietnamese_keeps_its_dia
     assert error_counts("xin chào thế giới", "xin chao thế giới", "vi")["wer"] == 0.25
 
 
+def test_letters_said_one_by_one_score_as_the_acronym_whisper_writes():
+    from bench.accuracy import error_counts, scoring_text, timed_words
+
+    assert scoring_text("M F A is like putty", "en") == scoring_text("MFA is like putty.", "en") == "mfa is like putty"
+    assert scoring_text("uh i i still think it's a very good team in n a i think", "en") == "i i still think it is a very good team in na i think"
+    assert scoring_text("is a b", "en") == "is a b"  # the article stays a word
+    assert error_counts("m f a is like buddy", "MFA is like buddy.", "en")["wer"] == 0.0
+    words = [{"text": f" {t}", "start": float(k), "end": k + 0.5} for k, t in enumerate(["M", "F", "A", "rocks"])]
+    assert timed_words([{"start": 0.0, "end": 4.0, "text": "M F A rocks", "words": words}]) == [("mfa", 0.0, 2.5), ("rocks", 3.0, 3.5)]
+
+
 def test_several_seeds_score_each_file_by_the_mean_and_keep_the_worst_counts():
     from bench.accuracy import COUNTS, across_seeds, pooled_wer, table
 
