@@ -1,6 +1,6 @@
 """Accuracy benchmark: the pipeline's chunk → transcribe → merge against whisper-cli on the whole file.
 
-    python -m bench.accuracy [--json] [--model base] [--chunking silence,fixed] [--files a,b] [--seeds 0,1,2] [--manifest PATH]
+    python -m bench.accuracy [--json] [--model base] [--chunking silence,fixed] [--files a,b] [--seeds 0,1,2] [--prompt TEXT] [--manifest PATH]
 
 For every audio of the manifest (default: the generated corpus, bench/corpus.py), once per sampling seed: word
 error rate (jiwer, both sides as `scoring_text` makes them; character error rate too for Vietnamese) of (a) the pipeline's steps —
@@ -133,7 +133,7 @@ class NullStore:
         return None
 
 
-def run_pipeline(path: Path, *, language: str, model: str, method: str, root: Path) -> tuple[dict, float]:
+def run_pipeline(path: Path, *, language: str, model: str, method: str, root: Path, prompt: str = "") -> tuple[dict, float]:
     """The DAG's chunk → transcribe (each batch of chunks) → merge, on a copy of `path` in a file:// storage root."""
     from stt import pipeline
     from stt.config import Settings
@@ -144,7 +144,7 @@ def run_pipeline(path: Path, *, language: str, model: str, method: str, root: Pa
     shutil.copyfile(path, source)
     settings = Settings.from_env().updated(storage={"local_root": root, "scratch_dir": root / "scratch"})
     job = {"job_id": f"bench-{path.stem}-{method}", "source": f"file://{source}", "language": language, "model": model,
-           "formats": [], "duration_s": 0.0, "size_bytes": source.stat().st_size, "chunking": method}
+           "formats": [], "duration_s": 0.0, "size_bytes": source.stat().st_size, "chunking": method, "prompt": prompt}
     store = NullStore()
     started = time.monotonic()
     planned = pipeline.chunk(job, settings=settings, store=store)
@@ -159,7 +159,7 @@ def run_pipeline(path: Path, *, language: str, model: str, method: str, root: Pa
     return transcript, seconds
 
 
-def run_whole_file(path: Path, *, language: str, model: str, root: Path, fresh: bool = False) -> tuple[dict, float]:
+def run_whole_file(path: Path, *, language: str, model: str, root: Path, fresh: bool = False, prompt: str = "") -> tuple[dict, float]:
     """whisper-cli once on the whole file, same model, threads and decoding flags as the pipeline.
 
     Its result only depends on the audio, the binary, the model and the flags, so it is cached (keyed by
@@ -169,7 +169,7 @@ def run_whole_file(path: Path, *, language: str, model: str, root: Path, fresh: 
 
     settings = Settings.from_env()
     model_path = settings.whisper.model_path(model)
-    args = whisper.decode_args(model, settings.whisper.word_timing)
+    args = whisper.decode_args(model, settings.whisper.word_timing, prompt)
     key = hashlib.sha256()
     key.update(path.read_bytes())
     for part in (settings.whisper.cli.resolve(), model_path.resolve()):
@@ -386,9 +386,9 @@ def speech_onsets(segments: list[dict], speech: list[list[float]]) -> list[float
     return errors
 
 
-def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, fresh: bool = False) -> dict:
+def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, fresh: bool = False, prompt: str = "") -> dict:
     path, language = Path(entry["path"]), entry["language"]
-    whole, whole_s = run_whole_file(path, language=language, model=model, root=root, fresh=fresh)
+    whole, whole_s = run_whole_file(path, language=language, model=model, root=root, fresh=fresh, prompt=prompt)
     whole_scored = score(entry["reference"], whole["segments"], language=language)
     row = {
         "name": entry["name"],
@@ -406,7 +406,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
     }
     log(f"{entry['name']} (seed {os.environ.get(SEED_ENV, '0')}): whole file WER {whole_scored['wer']} in {whole_s:.1f}s")
     for method in methods:
-        transcript, seconds = run_pipeline(path, language=language, model=model, method=method, root=root / method)
+        transcript, seconds = run_pipeline(path, language=language, model=model, method=method, root=root / method, prompt=prompt)
         scored = score(entry["reference"], transcript["segments"], language=language)
         join_words: list = []
         duplicates, losses = join_errors(scored, join_windows(transcript["chunks"]), control=whole_scored, found=join_words)
@@ -536,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="re-run whisper-cli on the whole files even if cached")
     parser.add_argument("--seeds", default="0", help="comma-separated sampling seeds: each file is run once per seed "
                         "and scored by the mean (whisper samples where its beam fails; the draws move a file's WER)")
+    parser.add_argument("--prompt", default="", help="whisper's prompt for every file, on both sides (the job parameter `prompt`)")
     parser.add_argument("--verbose", action="store_true", help="show the pipeline's log")
     args = parser.parse_args(argv)
 
@@ -552,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         entries = [e for e in entries if e["name"] in wanted]
     methods = [m for m in args.chunking.split(",") if m]
     settings = Settings.from_env()
+    prompt = whisper.check_prompt(args.prompt)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     started = time.monotonic()
     seeds = [int(seed) for seed in args.seeds.split(",") if seed]
@@ -559,13 +561,13 @@ def main(argv: list[str] | None = None) -> int:
     for seed in seeds:
         os.environ[SEED_ENV] = str(seed)
         with tempfile.TemporaryDirectory(prefix="stt-bench-") as tmp:
-            runs[seed] = [bench_file(e, model=args.model, methods=methods, root=Path(tmp) / e["name"], log=log, fresh=args.fresh)
+            runs[seed] = [bench_file(e, model=args.model, methods=methods, root=Path(tmp) / e["name"], log=log, fresh=args.fresh, prompt=prompt)
                           for e in entries]
     rows = across_seeds(runs, methods)
     report = {
         "model": args.model,
         "chunking": methods,
-        "decode_args": list(whisper.decode_args(args.model, settings.whisper.word_timing)),
+        "decode_args": list(whisper.decode_args(args.model, settings.whisper.word_timing, prompt)),
         "settings": {"chunk_seconds": settings.chunking.seconds, "chunk_min_s": settings.chunking.min_s, "chunk_max_s": settings.chunking.max_s,
                      "chunk_overlap_s": settings.chunking.overlap_s, "silence_min_s": settings.chunking.silence_min_s,
                      "silence_below_speech_db": settings.chunking.silence_below_speech_db, "whisper_threads": settings.whisper.threads,
@@ -580,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, ensure_ascii=False, indent=1))
     else:
         print(table(report))
-        print(f"\nmodel {args.model}, whisper flags {' '.join(whisper.decode_args(args.model, settings.whisper.word_timing)) or '(defaults)'}, {report['seconds']:.0f}s in all")
+        print(f"\nmodel {args.model}, whisper flags {' '.join(whisper.decode_args(args.model, settings.whisper.word_timing, prompt)) or '(defaults)'}, {report['seconds']:.0f}s in all")
     return 0
 
 

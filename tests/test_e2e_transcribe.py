@@ -93,3 +93,36 @@ def test_missing_object_fails_fast_with_reason(run_transcribe, s3_server, jobs):
     assert doc["error"]["code"] == "SOURCE_NOT_FOUND"
     assert doc["error"]["step"] == "validate"
     assert doc.get("retry_count", 0) == 0
+
+
+def test_a_prompt_spells_the_recordings_names(run_transcribe, jobs, tmp_path, monkeypatch):
+    """A real speaker saying "Montreal Forced Aligner, I hardly know her" (tiny.en alone writes "forced the
+    liner"): told the name in the job's prompt, whisper writes it as the prompt spells it; the job records it."""
+    from bench.speech import SPEECH_DIR
+
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(SPEECH_DIR / "clips" / "mfa_her.flac", tmp_path / "inbox" / "mfa_her.flac")
+    monkeypatch.setenv("STT_LOCAL_ROOT", str(tmp_path))
+
+    dag_run = run_transcribe(source=f"file://{tmp_path}/inbox/mfa_her.flac", language="en", model="tiny.en", job_id="e2e-prompt",
+                             prompt="  Montreal Forced\nAligner, MFA. ")
+
+    assert dag_run.state == "success"
+    text = (tmp_path / "transcripts" / "mfa_her.flac.txt").read_text()
+    assert normalise(text) == "montreal forced aligner i hardly know her", text
+    assert assert_completed(jobs, "e2e-prompt")["options"]["prompt"] == "Montreal Forced Aligner, MFA."
+
+
+def test_a_prompt_with_control_characters_fails_the_job_with_the_reason(run_transcribe, jobs, tmp_path, monkeypatch):
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(JFK_WAV, tmp_path / "inbox" / "jfk.wav")
+    monkeypatch.setenv("STT_LOCAL_ROOT", str(tmp_path))
+
+    dag_run = run_transcribe(source=f"file://{tmp_path}/inbox/jfk.wav", language="en", model="tiny.en", job_id="e2e-prompt-control",
+                             prompt="Kennedy\x1b[2J")
+
+    assert dag_run.state == "failed"
+    doc = jobs.find_one({"_id": "e2e-prompt-control"})
+    assert doc["status"] == "FAILED" and doc["error"]["code"] == "INVALID_PROMPT" and doc["error"]["step"] == "validate"
+    assert "U+001B" in doc["error"]["message"]
+    assert not (tmp_path / "transcripts").exists()

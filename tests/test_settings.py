@@ -72,6 +72,7 @@ def test_values_from_the_environment(clean_env, monkeypatch, tmp_path):
     monkeypatch.setenv("STT_RECONCILE_SCHEDULE", "")
     monkeypatch.setenv("STT_EVENTS_AWS_CONN_ID", "aws_events")
     monkeypatch.setenv("STT_DEFAULT_MODEL", "tiny.en")
+    monkeypatch.setenv("STT_INGEST_PROMPT", "Acme, Kubernetes")
     monkeypatch.setenv("WHISPER_CLI", "")  # empty counts as unset
     settings = Settings.from_env()
     assert settings.storage.allowed_sources == ("s3://media/inbox/", "file:///srv/audio/")
@@ -80,7 +81,7 @@ def test_values_from_the_environment(clean_env, monkeypatch, tmp_path):
     assert settings.whisper.threads == 3 and not settings.airflow.preload_task_modules
     assert settings.ingest.cron() is None and settings.reconcile.cron() is None
     assert settings.events_conn_id() == "aws_events"
-    assert settings.ingest_conf() == {"language": "en", "model": "tiny.en"}
+    assert settings.ingest_conf() == {"language": "en", "model": "tiny.en", "prompt": "Acme, Kubernetes"}
     assert settings.whisper.cli == Settings.model_fields["whisper"].default_factory().cli
 
 

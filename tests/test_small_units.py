@@ -108,6 +108,20 @@ def test_unknown_word_timing_is_refused_not_ignored():
         decode_args("base", "fast")
 
 
+def test_a_prompt_is_passed_before_every_window_and_checked():
+    from stt.errors import InvalidParameter
+    from stt.whisper import PROMPT_MAX_CHARS, check_prompt, decode_args
+
+    assert decode_args("base", "tokens", "Nguyễn Văn An") == ("-nfa", "--prompt", "Nguyễn Văn An", "--carry-initial-prompt")
+    assert check_prompt(None) == check_prompt("") == check_prompt(" \n\t ") == ""
+    assert check_prompt(" Acme,\n  Kubernetes ") == "Acme, Kubernetes"
+    assert check_prompt("-l xx " + "a" * (PROMPT_MAX_CHARS - 6)).startswith("-l xx")  # one argument of whisper-cli, not its options
+    for bad, reason in ((["Acme"], "must be text"), ("a" * (PROMPT_MAX_CHARS + 1), "over the limit"), ("Acme\x00", "U\\+0000")):
+        with pytest.raises(InvalidParameter, match=reason) as caught:
+            check_prompt(bad)
+        assert caught.value.code == "INVALID_PROMPT"
+
+
 def test_only_a_scheduler_with_local_executor_preloads_task_modules():
     assert runs_task_processes(["/venv/bin/airflow", "scheduler"], "LocalExecutor")
     assert runs_task_processes(["/venv/lib/airflow/__main__.py", "scheduler"], "LocalExecutor,CeleryExecutor")

@@ -185,6 +185,7 @@ class IngestSettings(Group):
     min_age_s: float = env("STT_INGEST_MIN_AGE_S", 2.0)
     language: str = env("STT_INGEST_LANGUAGE", "")  # empty: whisper.default_language()
     model: str = env("STT_INGEST_MODEL", "")  # empty: whisper.default_model
+    prompt: str = env("STT_INGEST_PROMPT", "")  # whisper's prompt for every ingested job (whisper.check_prompt)
 
     @field_validator("inbox_uris", mode="before")
     @classmethod
@@ -260,8 +261,9 @@ class Settings(BaseModel):
         return ()
 
     def ingest_conf(self) -> dict:
-        """The language and model of the jobs ingestion starts (the trigger form's defaults unless set for ingestion)."""
-        return {"language": self.ingest.language or self.whisper.default_language(), "model": self.ingest.model or self.whisper.default_model}
+        """The language, model and prompt of the jobs ingestion starts (the trigger form's defaults unless set for ingestion)."""
+        return {"language": self.ingest.language or self.whisper.default_language(), "model": self.ingest.model or self.whisper.default_model,
+                **({"prompt": self.ingest.prompt} if self.ingest.prompt else {})}
 
     def events_conn_id(self) -> str:
         """The Airflow AWS connection the SQS watcher uses."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from stt.config import LANGUAGES, Settings
 from stt.formats import FORMATS
 from stt.jobs import JOB_ID_PATTERN
+from stt.whisper import PROMPT_MAX_CHARS
 
 KNOWN_MODELS = ("tiny.en", "base")
 PRIORITY_WEIGHTS = {"high": 100, "normal": 10, "low": 1}
@@ -36,6 +37,9 @@ def transcribe_params(settings: Settings) -> dict:
                        "English-only models (*.en) take language en only: with auto or vi the job fails with MODEL_LANGUAGE_MISMATCH."),
         "chunking": Param(settings.chunking.method, type="string", enum=list(CHUNKING_METHODS), title="Chunking",
                           description="silence: cut in pauses (fixed cuts with overlap where there are none); fixed: equal overlapping chunks; vad: pauses found by whisper.cpp's Silero VAD."),
+        "prompt": Param("", type="string", maxLength=PROMPT_MAX_CHARS, title="Prompt",
+                        description="Optional: names and terms the recording uses, spelled as they should be written (\"Acme, Kubernetes, Nguyễn Văn An\"), "
+                        f"or a sentence in its style; whisper reads it before every 30 s of audio. At most {PROMPT_MAX_CHARS} characters."),
         "formats": Param(list(FORMATS), type="array", items={"type": "string", "enum": list(FORMATS)}, uniqueItems=True, minItems=1,
                          title="Output formats", description="Transcript files to publish next to the source."),
         "priority": Param("normal", type="string", enum=list(PRIORITY_WEIGHTS), title="Priority",

@@ -150,8 +150,9 @@ class JobStore:
         self._update(job_id, {"$set": {"conf": conf}, "$push": {"reruns": {"run_id": run_id, "at": now(), "previous_error": doc.get("error")}}},
                      event=f"re-run requested as {run_id}")
 
-    def record_audio(self, job_id: str, *, size_bytes: int, audio: dict) -> None:
-        self._update(job_id, {"$set": {"size_bytes": size_bytes, "audio": audio, "duration_s": audio["duration_s"]}}, event="validated")
+    def record_validated(self, job_id: str, *, options: dict, size_bytes: int, audio: dict) -> None:
+        """Record the job's checked options (pipeline.check_params) and its source's size and audio."""
+        self._update(job_id, {"$set": {"options": options, "size_bytes": size_bytes, "audio": audio, "duration_s": audio["duration_s"]}}, event="validated")
 
     def set_chunks(self, job_id: str, plans: list[PlannedChunk], *, batches: list[list[int]], removed: dict | None = None) -> None:
         """Record the chunk plan, how chunks are batched for whisper and the audio whisper never hears

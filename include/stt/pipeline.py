@@ -88,7 +88,8 @@ def check_params(params: dict, settings: Settings) -> JobOptions:
     chunking = (params.get("chunking") or settings.chunking.method).strip().lower()
     if chunking not in audio.METHODS:
         raise InvalidParameter(f"chunking {chunking!r} is not supported; choose one of {', '.join(audio.METHODS)}", code="INVALID_CHUNKING")
-    return {"language": language, "model": model, "formats": formats, "chunking": chunking}
+    prompt = whisper.check_prompt(params.get("prompt"))
+    return {"language": language, "model": model, "formats": formats, "chunking": chunking, "prompt": prompt}
 
 
 def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: Settings, store: JobStore) -> Job:
@@ -119,7 +120,7 @@ def validate(params: dict, *, job_id: str, dag_id: str, run_id: str, settings: S
             raise InvalidAudio(f"audio lasts {info.duration_s:.0f}s, over the limit of {settings.limits.max_duration_s:.0f}s", code="DURATION_TOO_LONG")
         if info.duration_s < settings.limits.min_duration_s:
             raise InvalidAudio(f"audio lasts {info.duration_s:.2f}s, under the minimum of {settings.limits.min_duration_s:.2f}s: too short to hold speech", code="AUDIO_TOO_SHORT")
-        store.record_audio(job_id, size_bytes=size, audio=info.as_dict())
+        store.record_validated(job_id, options=checked, size_bytes=size, audio=info.as_dict())
         log.info("source {} ok: {} bytes, {:.2f}s of {} audio, {} Hz, {} channel(s) (download {:.2f}s, probe {:.2f}s)", location.uri, size,
                  info.duration_s, info.codec, info.sample_rate, info.channels, probe_started - fetch_started, probe_done - probe_started)
     return {"job_id": job_id, "run_id": run_id, "source": location.uri, "etag": obj.etag, **checked, "duration_s": info.duration_s, "size_bytes": size}
@@ -309,9 +310,9 @@ def log_vote(log, detected: dict, voters: str) -> None:
 def job_decode_args(job: Job, settings: Settings) -> tuple[str, ...]:
     """whisper-cli flags for the job's chunks: word times from DTW (STT_WORD_TIMING) only when the job
     publishes JSON, the one format with word times (srt, vtt and txt use segment times, as exact with
-    whisper's token times once the merge snaps them, and DTW costs about 5 % more whisper time)."""
+    whisper's token times once the merge snaps them, and DTW costs about 5 % more whisper time), and the job's prompt."""
     timing = settings.whisper.word_timing if "json" in (job.get("formats") or FORMATS) else "tokens"
-    return whisper.decode_args(job["model"], timing)
+    return whisper.decode_args(job["model"], timing, job.get("prompt", ""))
 
 
 def chunk_result_uri(job: Job, index: int, settings: Settings) -> str:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,16 +42,37 @@ def dtw_preset(model: str) -> str | None:
 WORD_TIMINGS = ("dtw", "tokens")
 
 
-def decode_args(model: str, word_timing: str = "dtw") -> tuple[str, ...]:
+def decode_args(model: str, word_timing: str = "dtw", prompt: str = "") -> tuple[str, ...]:
     """whisper-cli flags for a model: the hallucination guards, the decoder without flash attention (`-nfa`:
     with whisper/patches the encoder keeps flash attention, and the decoder decodes about twice as fast without
-    it on CPU; DTW needs it off), and with `word_timing="dtw"` DTW word timestamps where a preset exists
-    (whisper's plain token timestamps put the first words of a chunk that opens with silence early)."""
+    it on CPU; DTW needs it off), with `word_timing="dtw"` DTW word timestamps where a preset exists
+    (whisper's plain token timestamps put the first words of a chunk that opens with silence early), and a
+    job's `prompt` (check_prompt) before every 30 s window whisper decodes."""
     if word_timing not in WORD_TIMINGS:
         raise InvalidParameter(f"word timing {word_timing!r} is not known; choose one of {', '.join(WORD_TIMINGS)} (STT_WORD_TIMING)",
                                code="INVALID_WORD_TIMING")
     preset = dtw_preset(model) if word_timing == "dtw" else None
-    return (*GUARD_ARGS, "-nfa", *(("-dtw", preset) if preset else ()))
+    prompted = ("--prompt", prompt, "--carry-initial-prompt") if prompt else ()
+    return (*GUARD_ARGS, "-nfa", *(("-dtw", preset) if preset else ()), *prompted)
+
+
+PROMPT_MAX_CHARS = 500  # whisper reads at most 223 tokens of a prompt: about 800 characters of English, fewer of Vietnamese
+
+
+def check_prompt(value: object) -> str:
+    """A job's prompt (names and terms the recording uses, or a sentence in its style) with its white space
+    collapsed; InvalidParameter (INVALID_PROMPT) when it is not text, too long, or holds control characters."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidParameter(f"prompt must be text, not {type(value).__name__}", code="INVALID_PROMPT")
+    prompt = " ".join(value.split())
+    if len(prompt) > PROMPT_MAX_CHARS:
+        raise InvalidParameter(f"prompt is {len(prompt)} characters long, over the limit of {PROMPT_MAX_CHARS}", code="INVALID_PROMPT")
+    control = sorted({f"U+{ord(c):04X}" for c in prompt if unicodedata.category(c) in ("Cc", "Cs")})
+    if control:
+        raise InvalidParameter(f"prompt holds control characters ({', '.join(control)})", code="INVALID_PROMPT")
+    return prompt
 
 
 @dataclass(frozen=True)

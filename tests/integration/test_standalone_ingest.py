@@ -6,6 +6,7 @@ wire protocol (nx-27017), transcription is whisper.cpp with tiny.en.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -241,7 +242,7 @@ def test_cli_submit_wait_prints_the_transcript(airflow, s3_server, mongo_server,
     env = {**os.environ, "STT_AIRFLOW_URL": stack.url, "STT_AIRFLOW_PASSWORD": stack.admin_password(),
            "STT_MONGO_URL": mongo_server.url, "STT_UPLOAD_URI": f"s3://{BUCKET}/cli/", "STT_HOME": str(tmp_path)}
     cli = [sys.executable, "-m", "stt.cli"]
-    out = subprocess.run([*cli, "submit", str(JFK_MP3), "--language", "en", "--model", "tiny.en", "--wait"],
+    out = subprocess.run([*cli, "submit", str(JFK_MP3), "--language", "en", "--model", "tiny.en", "--prompt", "Kennedy, inaugural address", "--wait"],
                          env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -249,6 +250,8 @@ def test_cli_submit_wait_prints_the_transcript(airflow, s3_server, mongo_server,
     job_id = lines[job_at]
     assert normalise(" ".join(lines[job_at + 1:])) == normalise(JFK_TEXT)
     assert "COMPLETED: chunks 1/1" in out.stderr
+    shown = subprocess.run([*cli, "status", job_id], env=env, capture_output=True, text=True, timeout=60)
+    assert json.loads(shown.stdout)["options"]["prompt"] == "Kennedy, inaugural address"
 
     again = subprocess.run([*cli, "submit", f"s3://{BUCKET}/cli/jfk.mp3"], env=env, capture_output=True, text=True, timeout=60)
     assert job_id in again.stdout.splitlines() and "already job" in again.stderr
