@@ -108,11 +108,11 @@ def test_unknown_word_timing_is_refused_not_ignored():
         decode_args("base", "fast")
 
 
-def test_a_prompt_is_passed_before_every_window_and_checked():
+def test_a_prompt_is_passed_to_whisper_and_checked():
     from stt.errors import InvalidParameter
     from stt.whisper import PROMPT_MAX_CHARS, check_prompt, decode_args
 
-    assert decode_args("base", "tokens", "Nguyễn Văn An") == ("-nfa", "--prompt", "Nguyễn Văn An", "--carry-initial-prompt")
+    assert decode_args("base", "tokens", "Nguyễn Văn An") == ("-nfa", "--prompt", "Nguyễn Văn An")
     assert check_prompt(None) == check_prompt("") == check_prompt(" \n\t ") == ""
     assert check_prompt(" Acme,\n  Kubernetes ") == "Acme, Kubernetes"
     assert check_prompt("-l xx " + "a" * (PROMPT_MAX_CHARS - 6)).startswith("-l xx")  # one argument of whisper-cli, not its options

@@ -554,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="whisper model (default: STT_DEFAULT_MODEL)")
     p.add_argument("--priority", default="normal", choices=("high", "normal", "low"))
     p.add_argument("--formats", nargs="+", choices=FORMATS)
-    p.add_argument("--prompt", help="names and terms the recordings use, spelled as they should be written (whisper reads it before every 30 s)")
+    p.add_argument("--prompt", help="names and terms the recordings use, spelled as they should be written (whisper reads it before each chunk)")
     p.add_argument("--wait", action="store_true",
                    help="follow the jobs: one file prints its transcript; many show one progress line and a summary on stderr")
     p.add_argument("--timeout", type=float, default=3600, help="seconds --wait follows the jobs (exit 2 when some are still running)")

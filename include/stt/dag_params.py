@@ -39,7 +39,7 @@ def transcribe_params(settings: Settings) -> dict:
                           description="silence: cut in pauses (fixed cuts with overlap where there are none); fixed: equal overlapping chunks; vad: pauses found by whisper.cpp's Silero VAD."),
         "prompt": Param("", type="string", maxLength=PROMPT_MAX_CHARS, title="Prompt",
                         description="Optional: names and terms the recording uses, spelled as they should be written (\"Acme, Kubernetes, Nguyễn Văn An\"), "
-                        f"or a sentence in its style; whisper reads it before every 30 s of audio. At most {PROMPT_MAX_CHARS} characters."),
+                        f"or a sentence in its style; whisper reads it before each chunk of the recording. At most {PROMPT_MAX_CHARS} characters."),
         "formats": Param(list(FORMATS), type="array", items={"type": "string", "enum": list(FORMATS)}, uniqueItems=True, minItems=1,
                          title="Output formats", description="Transcript files to publish next to the source."),
         "priority": Param("normal", type="string", enum=list(PRIORITY_WEIGHTS), title="Priority",

@@ -17,7 +17,7 @@ class JobOptions(TypedDict):
     model: str
     formats: list[str]
     chunking: str  # one of audio.METHODS
-    prompt: NotRequired[str]  # whisper's prompt before every window (whisper.check_prompt); empty: none
+    prompt: NotRequired[str]  # whisper's prompt before each chunk (whisper.check_prompt); empty: none
 
 
 class Job(JobOptions):

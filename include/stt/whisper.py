@@ -47,16 +47,15 @@ def decode_args(model: str, word_timing: str = "dtw", prompt: str = "") -> tuple
     with whisper/patches the encoder keeps flash attention, and the decoder decodes about twice as fast without
     it on CPU; DTW needs it off), with `word_timing="dtw"` DTW word timestamps where a preset exists
     (whisper's plain token timestamps put the first words of a chunk that opens with silence early), and a
-    job's `prompt` (check_prompt) before every 30 s window whisper decodes."""
+    job's `prompt` (check_prompt) before each input file, as whisper-cli's `--prompt`."""
     if word_timing not in WORD_TIMINGS:
         raise InvalidParameter(f"word timing {word_timing!r} is not known; choose one of {', '.join(WORD_TIMINGS)} (STT_WORD_TIMING)",
                                code="INVALID_WORD_TIMING")
     preset = dtw_preset(model) if word_timing == "dtw" else None
-    prompted = ("--prompt", prompt, "--carry-initial-prompt") if prompt else ()
-    return (*GUARD_ARGS, "-nfa", *(("-dtw", preset) if preset else ()), *prompted)
+    return (*GUARD_ARGS, "-nfa", *(("-dtw", preset) if preset else ()), *(("--prompt", prompt) if prompt else ()))
 
 
-PROMPT_MAX_CHARS = 500  # whisper reads at most 223 tokens of a prompt: about 800 characters of English, fewer of Vietnamese
+PROMPT_MAX_CHARS = 500  # whisper reads at most 224 tokens of context (half its text context): about 800 characters of English
 
 
 def check_prompt(value: object) -> str:
