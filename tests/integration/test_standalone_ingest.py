@@ -153,6 +153,8 @@ def test_rest_trigger_with_token_and_priority(airflow, s3_server, jobs):
 
     refused = api.post("/dags/stt_transcribe/dagRuns", json={"logical_date": None, "conf": {"source": f"s3://{BUCKET}/rest/jfk.wav", "language": "fr"}})
     assert refused.status_code == 400 and "fr" in refused.text
+    too_long = api.post("/dags/stt_transcribe/dagRuns", json={"logical_date": None, "conf": {"source": f"s3://{BUCKET}/rest/jfk.wav", "prompt": "Kennedy " * 70}})
+    assert too_long.status_code == 400 and "is too long" in too_long.text, too_long.text[:300]
 
     created = api.post("/dags/stt_transcribe/dagRuns", json={"logical_date": None, "dag_run_id": "rest-jfk", "conf": {
         "source": f"s3://{BUCKET}/rest/jfk.wav", "language": "en", "model": "tiny.en", "priority": "high", "job_id": "rest-jfk"}})
