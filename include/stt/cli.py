@@ -304,8 +304,9 @@ def published_output(doc: dict, fmt: str | None = None) -> tuple[str | None, str
     return chosen, outputs.get(chosen) if chosen else None
 
 
-def follow(job_id: str, store: JobStore, settings: Settings, timeout_s: float = 3600) -> int:
-    """Print progress until the job ends, then the transcript (or the error)."""
+def follow(job_id: str, store: JobStore, settings: Settings, timeout_s: float = 3600, run_id: str | None = None) -> int:
+    """Print progress until the job ends (in run `run_id` when given: a re-run's job still shows how the run
+    before ended), then the transcript (or the error)."""
     from stt import storage
 
     last = None
@@ -317,7 +318,7 @@ def follow(job_id: str, store: JobStore, settings: Settings, timeout_s: float = 
         if line != last:
             print(line, file=sys.stderr)
             last = line
-        return doc if doc.get("status") in TERMINAL else None
+        return doc if doc.get("status") in TERMINAL and run_id in (None, doc.get("run_id")) else None
 
     doc = poll_until(ended, timeout_s=timeout_s, interval_s=1)
     if not doc:
@@ -514,7 +515,8 @@ def stats(args, cfg: CliConfig) -> int:
 
 
 def retry(args, cfg: CliConfig) -> int:
-    """Start a new run of a FAILED job with its original parameters; the job keeps its history."""
+    """Start a new run of a FAILED job (any job with --force) with its original parameters, or another prompt
+    with --prompt; the job keeps its history."""
     store = cfg.store()
     doc = store.get(args.job)
     if not doc:
@@ -523,13 +525,16 @@ def retry(args, cfg: CliConfig) -> int:
     if doc.get("status") != FAILED and not args.force:
         print(f"stt: job {args.job} is {doc.get('status')}, not FAILED (use --force to re-run anyway)", file=sys.stderr)
         return 1
-    conf = {**(doc.get("conf") or {"source": doc["source"], "language": doc.get("language_requested", "auto"), "model": doc.get("model")}), "job_id": args.job}
+    checked = doc.get("options") or {"language": doc.get("language_requested", "auto"), "model": doc.get("model")}
+    conf = {**(doc.get("conf") or {"source": doc["source"], **checked}), "job_id": args.job}
+    if args.prompt is not None:
+        conf["prompt"] = args.prompt
     attempt = len(doc.get("reruns") or []) + 2
     run_id = f"stt__{args.job}__run{attempt}"
     store.request_rerun(args.job, conf=conf, run_id=run_id)
     run = cfg.airflow().trigger("stt_transcribe", {k: v for k, v in conf.items() if v is not None}, run_id=run_id)
     print(f"job {args.job} re-run as {run['dag_run_id']}", file=sys.stderr)
-    return follow(args.job, store, cfg.settings) if args.wait else 0
+    return follow(args.job, store, cfg.settings, run_id=run["dag_run_id"]) if args.wait else 0
 
 
 def health(args, cfg: CliConfig) -> int:
@@ -576,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=stats)
     p = sub.add_parser("retry", help="re-run a FAILED job")
     p.add_argument("job")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="re-run a job that is not FAILED")
+    p.add_argument("--prompt", help="re-run with this prompt instead of the job's own (empty: none)")
     p.add_argument("--wait", action="store_true")
     p.set_defaults(func=retry)
     p = sub.add_parser("health", help="check whisper-cli, models, MongoDB and storage")

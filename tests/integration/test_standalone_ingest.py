@@ -254,6 +254,10 @@ def test_cli_submit_wait_prints_the_transcript(airflow, s3_server, mongo_server,
     assert "COMPLETED: chunks 1/1" in out.stderr
     shown = subprocess.run([*cli, "status", job_id], env=env, capture_output=True, text=True, timeout=60)
     assert json.loads(shown.stdout)["options"]["prompt"] == "Kennedy, inaugural address"
+    rerun = subprocess.run([*cli, "retry", job_id, "--force", "--prompt", "", "--wait"], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    redone = json.loads(subprocess.run([*cli, "status", job_id], env=env, capture_output=True, text=True, timeout=60).stdout)
+    assert redone["status"] == "COMPLETED" and redone["options"]["prompt"] == "" and len(redone["reruns"]) == 1
 
     again = subprocess.run([*cli, "submit", f"s3://{BUCKET}/cli/jfk.mp3"], env=env, capture_output=True, text=True, timeout=60)
     assert job_id in again.stdout.splitlines() and "already job" in again.stderr
