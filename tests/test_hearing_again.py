@@ -11,7 +11,7 @@ import pytest
 from pydub import AudioSegment
 
 from conftest import JFK_TEXT, JFK_WAV, normalise
-from stt import hearing, merge
+from stt import hearing, merge, pipeline
 
 
 def timed(*words):
@@ -55,9 +55,10 @@ def test_the_time_a_decoding_loop_ran_over_is_heard_again():
     assert merge.without_loops(segments[:1]) == (segments[:1], 0)
 
 
-def whisper_cli_wrapper(path, real_cli, rewrite: str):
+def whisper_cli_wrapper(path, real_cli, rewrite: str, rewritten: str = '"/again-" not in name'):
     """A whisper-cli that runs the real one and then applies `rewrite` (Python, on `data`, the -ojf JSON) to the
-    results of first hearings of chunks; second hearings (`again-*/`) are left alone."""
+    results of the inputs `rewritten` (Python, on the input's `name`) selects: by default first hearings of
+    chunks, not hearings again (`again-<round>/`)."""
     path.parent.mkdir()
     path.write_text(f"""#!{sys.executable}
 import json, os, subprocess, sys
@@ -72,7 +73,7 @@ code = subprocess.call([{str(real_cli)!r}, *args])
 for name, out in outputs:
     if os.path.exists(out + ".real.json"):
         data = json.load(open(out + ".real.json", encoding="utf-8", errors="surrogateescape"))
-        if "/again-" not in name:
+        if {rewritten}:
 {textwrap.indent(rewrite, " " * 12)}
         json.dump(data, open(out + ".json", "w", encoding="utf-8", errors="surrogateescape"))
 sys.exit(code)
@@ -97,6 +98,15 @@ def whisper_that_stops_early(tmp_path, whisper_ready, monkeypatch):
     """The real whisper-cli, except that on a first hearing of a chunk its result ends after the first segment, as
     whisper's does when it ends a window early: it cannot be made to on demand. Second hearings (`again-*/`) are left alone."""
     fake = whisper_cli_wrapper(tmp_path / "bin" / "whisper-cli", whisper_ready.whisper.cli, 'data["transcription"] = data["transcription"][:1]')
+    monkeypatch.setenv("WHISPER_CLI", str(fake))
+    return fake
+
+
+@pytest.fixture
+def whisper_that_stops_early_twice(tmp_path, whisper_ready, monkeypatch):
+    """As whisper_that_stops_early, and the first hearing again of what it left stops after its first segment too."""
+    fake = whisper_cli_wrapper(tmp_path / "bin" / "whisper-cli", whisper_ready.whisper.cli, 'data["transcription"] = data["transcription"][:1]',
+                               rewritten='"/again-" not in name or "/again-1/" in name')
     monkeypatch.setenv("WHISPER_CLI", str(fake))
     return fake
 
@@ -145,3 +155,19 @@ def test_speech_a_decoding_loop_ran_over_is_transcribed(run_transcribe, jobs, tm
         assert chunk["loop_words"] == 44 and chunk["heard_again"][0][2] >= 12
     else:
         assert error > 0.5 and "heard_again" not in chunk  # the fault is real: without a second hearing, words are lost
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("rounds", [3, 1])
+def test_speech_a_second_hearing_skipped_is_heard_once_more(run_transcribe, jobs, tmp_path, monkeypatch, whisper_that_stops_early_twice, rounds):
+    monkeypatch.setattr(pipeline, "HEAR_AGAIN_ROUNDS", rounds)
+    published, error = jfk_twice_transcribed(run_transcribe, jobs, tmp_path, monkeypatch, min_speech_s=3.0, job_id=f"hear-again-rounds-{rounds}")
+    [chunk] = published["chunks"]
+    if rounds > 1:
+        assert error <= 0.1, published["text"]
+        (start, end, words), (again_start, again_end, again_words) = chunk["heard_again"]
+        assert end == pytest.approx(22.0, abs=0.01) and words >= 1
+        assert start < again_start < again_end <= end and again_words >= 8  # only what the first hearing again left
+        assert published["segments"] == sorted(published["segments"], key=lambda s: s["start"])
+    else:
+        assert error > 0.2 and len(chunk["heard_again"]) == 1  # the fault is real: one hearing again leaves words out

@@ -4,6 +4,7 @@ whisper sometimes ends a window early (an end-of-text after a sentence) or lets 
 follows, and writes nothing for seconds of speech; on a whole file its next window would start there and
 hear it. The chunk planner's silence map says where speech is: a stretch holding more than a few seconds of
 it and no word is decoded again on its own, and what whisper hears there goes in between the words around it.
+A hearing again can stop early in turn: what it leaves is heard on its own once more (pipeline.hear_again).
 """
 
 from __future__ import annotations

@@ -422,7 +422,7 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
                         decode(chunks, chunk_language, done)
                 if unheard:
                     runs.extend(hear_again(job, unheard, wavs, folder, results, languages={i: language_of(i) for i in unheard},
-                                           loop_words=loops, settings=settings, store=store, log=log))
+                                           loop_words=loops, silences=silences, settings=settings, store=store, log=log))
             except WhisperCrash as exc:
                 ref = group[exc.index]
                 if store.record_crash(job_id, ref["index"], message=str(exc)) >= MAX_CRASHES_PER_CHUNK:
@@ -505,6 +505,7 @@ def chunk_ref(job: Job, result: dict, settings: Settings) -> ChunkRef:
             **({"detected": result["detected"]} if result.get("detected") else {})}
 
 
+HEAR_AGAIN_ROUNDS = 3  # whisper can stop early in a stretch heard again too: what it left is heard on its own
 MAX_CRASHES_PER_CHUNK = 2  # whisper-cli crashing this often on one chunk fails the job (retries would crash again)
 
 
@@ -516,17 +517,51 @@ def plan_silences(job: Job, settings: Settings) -> list[list[float]]:
 
 
 def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, results: dict[int, str], *, languages: dict[int, str],
-               loop_words: dict[int, int], settings: Settings, store: JobStore, log) -> list[whisper.ProcessStats]:
+               loop_words: dict[int, int], silences: list, settings: Settings, store: JobStore, log) -> list[whisper.ProcessStats]:
     """Decode each stretch of speech whisper left without words on its own (one whisper-cli process per
     language), put what it hears among the chunk's words and store the chunks (with the `loop_words` dropped
-    from them first). When that decoding fails, the chunks are stored as first heard (logged with the error)."""
+    from them first). A hearing can stop early again: speech still without words inside a stretch that gave
+    words is heard again, in up to HEAR_AGAIN_ROUNDS rounds. When a decoding fails, the chunks are stored as
+    heard so far (logged with the error)."""
+    again: dict[int, list] = defaultdict(list)
+    stats: list[whisper.ProcessStats] = []
+    pending = unheard
+    for round_no in range(1, HEAR_AGAIN_ROUNDS + 1):
+        heard = hear_stretches(job, pending, wavs, folder / f"again-{round_no}", languages=languages, settings=settings, stats=stats, log=log)
+        left: dict = {}
+        for index, (ref, run, spans) in pending.items():
+            segments, added = run.segments, []
+            for span, found in heard.get(index, []):
+                segments = hearing.put_in_place(segments, found, span)
+                added.append([*span, hearing.word_count(found)])
+            again[index].extend(added)
+            if added:
+                log.bind(chunk=index).info("chunk {}: {:.1f}s without words in {} stretch(es) heard again: {} word(s) more",
+                                           index, sum(e - s for s, e in spans), len(spans), sum(n for *_, n in added))
+            run = dataclasses.replace(run, segments=segments)
+            still = [(s, e) for s, e in hearing.unheard(segments, start_s=ref["start_s"], pieces=ref["pieces"], silences=silences,
+                                                         min_speech_s=settings.chunking.hear_again_min_s)
+                     if any(v0 - 0.01 <= s and e <= v1 + 0.01 and n for v0, v1, n in added)]  # only inside a stretch whisper wrote in
+            if still and round_no < HEAR_AGAIN_ROUNDS:
+                left[index] = (ref, run, still)
+            else:
+                save_chunk_result(job, ref, run, results, settings=settings, store=store, heard_again=again[index], loop_words=loop_words.get(index, 0))
+        pending = left
+        if not pending:
+            break
+    return stats
+
+
+def hear_stretches(job: Job, pending: dict, wavs: dict[int, Path], folder: Path, *, languages: dict[int, str], settings: Settings,
+                   stats: list[whisper.ProcessStats], log) -> dict[int, list]:
+    """What whisper hears in each stretch of `pending` (chunk index → (ref, run, spans)) decoded on its own:
+    chunk index → [(span, segments)]; empty when the decoding fails (logged)."""
     stretches: dict[str, list[tuple[int, tuple[float, float], Path]]] = defaultdict(list)
-    for index, (ref, _run, spans) in unheard.items():
+    for index, (_ref, _run, spans) in pending.items():
         plans = [audio.ChunkPlan(index=k, start_s=v0, end_s=v1) for k, (v0, v1) in enumerate(spans)]
-        for span, path in zip(spans, audio.cut_chunks(wavs[index], plans, folder / f"again-{index:05d}")):
+        for span, path in zip(spans, audio.cut_chunks(wavs[index], plans, folder / f"{index:05d}")):
             stretches[languages[index]].append((index, span, path))
     heard: dict[int, list] = defaultdict(list)
-    stats: list[whisper.ProcessStats] = []
     try:
         for stretch_language, group in stretches.items():
             stats.append(whisper.transcribe_many(
@@ -541,19 +576,9 @@ def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, res
                 nice=settings.whisper.nice,
             ))
     except (WhisperFailed, WhisperTimeout):
-        log.exception("hearing again the speech whisper left without words failed; those chunks are kept as first heard")
+        log.exception("hearing again the speech whisper left without words failed; those chunks are kept as heard so far")
         heard.clear()
-    for index, (ref, run, spans) in unheard.items():
-        segments, again = run.segments, []
-        for span, found in heard.get(index, []):
-            segments = hearing.put_in_place(segments, found, span)
-            again.append([*span, hearing.word_count(found)])
-        if again:
-            log.bind(chunk=index).info("chunk {}: {:.1f}s without words in {} stretch(es) heard again: {} word(s) more",
-                                       index, sum(e - s for s, e in spans), len(spans), sum(n for *_, n in again))
-        run = dataclasses.replace(run, segments=segments)
-        save_chunk_result(job, ref, run, results, settings=settings, store=store, heard_again=again, loop_words=loop_words.get(index, 0))
-    return stats
+    return heard
 
 
 def task_memory() -> dict:
