@@ -111,6 +111,23 @@ def whisper_that_stops_early_twice(tmp_path, whisper_ready, monkeypatch):
     return fake
 
 
+@pytest.fixture
+def whisper_that_times_a_hearing_again_late(tmp_path, whisper_ready, monkeypatch):
+    """As whisper_that_stops_early, and the first hearing again of what it left has all its words timed in its
+    last half second, as DTW times words late on hard speech: it cannot be made to on demand."""
+    fake = whisper_cli_wrapper(tmp_path / "bin" / "whisper-cli", whisper_ready.whisper.cli, """\
+if "/again-1/" in name:
+    end = max(seg["offsets"]["to"] for seg in data["transcription"])
+    for seg in data["transcription"]:
+        for item in [seg, *seg.get("tokens", [])]:
+            item["offsets"] = {"from": end - 500, "to": end}
+            item["t_dtw"] = end // 10 if "t_dtw" in item else -1
+else:
+    data["transcription"] = data["transcription"][:1]""", rewritten='"/again-" not in name or "/again-1/" in name')
+    monkeypatch.setenv("WHISPER_CLI", str(fake))
+    return fake
+
+
 def jfk_twice_transcribed(run_transcribe, jobs, tmp_path, monkeypatch, *, min_speech_s: float, job_id: str) -> tuple[dict, float]:
     """jfk.wav twice over (22 s: one chunk) through the DAG with STT_HEAR_AGAIN_MIN_S = `min_speech_s`: the
     published transcript and its WER."""
@@ -171,3 +188,13 @@ def test_speech_a_second_hearing_skipped_is_heard_once_more(run_transcribe, jobs
         assert published["segments"] == sorted(published["segments"], key=lambda s: s["start"])
     else:
         assert error > 0.2 and len(chunk["heard_again"]) == 1  # the fault is real: one hearing again leaves words out
+
+
+@pytest.mark.e2e
+def test_words_a_hearing_again_timed_late_are_not_heard_twice(run_transcribe, jobs, tmp_path, monkeypatch,
+                                                              whisper_that_times_a_hearing_again_late):
+    published, error = jfk_twice_transcribed(run_transcribe, jobs, tmp_path, monkeypatch, min_speech_s=3.0, job_id="hear-again-late")
+    [chunk] = published["chunks"]
+    [(start, end, words)] = chunk["heard_again"]  # the speech before its words is not heard a third time
+    assert end == pytest.approx(22.0, abs=0.01) and words >= 12
+    assert error <= 0.1, published["text"]  # nothing written twice

@@ -4,7 +4,9 @@ whisper sometimes ends a window early (an end-of-text after a sentence) or lets 
 follows, and writes nothing for seconds of speech; on a whole file its next window would start there and
 hear it. The chunk planner's silence map says where speech is: a stretch holding more than a few seconds of
 it and no word is decoded again on its own, and what whisper hears there goes in between the words around it.
-A hearing again can stop early in turn: what it leaves is heard on its own once more (pipeline.hear_again).
+A hearing again can stop early in turn: the speech it leaves after its last word is heard on its own once
+more (pipeline.hear_again). Speech it leaves before its last word is not: there whisper has mostly written
+the words and timed them late.
 """
 
 from __future__ import annotations
@@ -82,3 +84,8 @@ def put_in_place(segments: list[Segment], heard: list[Segment], span: tuple[floa
 
 def word_count(segments: list[Segment]) -> int:
     return sum(len(item["text"].split()) for item in _spoken(segments))
+
+
+def last_word_end(segments: list[Segment]) -> float | None:
+    """When the last word of `segments` ends (in their time); None without words."""
+    return max((item["end"] for item in _spoken(segments)), default=None)

@@ -520,8 +520,8 @@ def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, res
                loop_words: dict[int, int], silences: list, settings: Settings, store: JobStore, log) -> list[whisper.ProcessStats]:
     """Decode each stretch of speech whisper left without words on its own (one whisper-cli process per
     language), put what it hears among the chunk's words and store the chunks (with the `loop_words` dropped
-    from them first). A hearing can stop early again: speech still without words inside a stretch that gave
-    words is heard again, in up to HEAR_AGAIN_ROUNDS rounds. When a decoding fails, the chunks are stored as
+    from them first). A hearing can stop early again: speech still without words after the last word it wrote
+    in its stretch is heard again, in up to HEAR_AGAIN_ROUNDS rounds. When a decoding fails, the chunks are stored as
     heard so far (logged with the error)."""
     again: dict[int, list] = defaultdict(list)
     stats: list[whisper.ProcessStats] = []
@@ -530,10 +530,12 @@ def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, res
         heard = hear_stretches(job, pending, wavs, folder / f"again-{round_no}", languages=languages, settings=settings, stats=stats, log=log)
         left: dict = {}
         for index, (ref, run, spans) in pending.items():
-            segments, added = run.segments, []
+            segments, added, stopped = run.segments, [], []
             for span, found in heard.get(index, []):
                 segments = hearing.put_in_place(segments, found, span)
                 added.append([*span, hearing.word_count(found)])
+                if (end := hearing.last_word_end(found)) is not None:
+                    stopped.append((span[0] + end, span[1]))
             again[index].extend(added)
             if added:
                 log.bind(chunk=index).info("chunk {}: {:.1f}s without words in {} stretch(es) heard again: {} word(s) more",
@@ -541,7 +543,7 @@ def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, res
             run = dataclasses.replace(run, segments=segments)
             still = [(s, e) for s, e in hearing.unheard(segments, start_s=ref["start_s"], pieces=ref["pieces"], silences=silences,
                                                          min_speech_s=settings.chunking.hear_again_min_s)
-                     if any(v0 - 0.01 <= s and e <= v1 + 0.01 and n for v0, v1, n in added)]  # only inside a stretch whisper wrote in
+                     if any(end <= s and e <= v1 + 0.01 for end, v1 in stopped)]  # after the last word a hearing wrote
             if still and round_no < HEAR_AGAIN_ROUNDS:
                 left[index] = (ref, run, still)
             else:
