@@ -505,7 +505,7 @@ def chunk_ref(job: Job, result: dict, settings: Settings) -> ChunkRef:
             **({"detected": result["detected"]} if result.get("detected") else {})}
 
 
-HEAR_AGAIN_ROUNDS = 3  # whisper can stop early in a stretch heard again too: what it left is heard on its own
+HEAR_AGAIN_ROUNDS = 3  # whisper can stop early in a stretch heard again too: what it left after its last word is heard on its own
 MAX_CRASHES_PER_CHUNK = 2  # whisper-cli crashing this often on one chunk fails the job (retries would crash again)
 
 
@@ -521,8 +521,8 @@ def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, res
     """Decode each stretch of speech whisper left without words on its own (one whisper-cli process per
     language), put what it hears among the chunk's words and store the chunks (with the `loop_words` dropped
     from them first). A hearing can stop early again: speech still without words after the last word it wrote
-    in its stretch is heard again, in up to HEAR_AGAIN_ROUNDS rounds. When a decoding fails, the chunks are stored as
-    heard so far (logged with the error)."""
+    in its stretch is heard again, in up to HEAR_AGAIN_ROUNDS rounds. When a decoding fails, the chunks are
+    stored as heard so far (logged with the error)."""
     again: dict[int, list] = defaultdict(list)
     stats: list[whisper.ProcessStats] = []
     pending = unheard
