@@ -227,10 +227,10 @@ def score(reference: str, segments: list[dict], *, language: str) -> dict:
     return out
 
 
-def silence_words(words: list[tuple[str, float, float]], speech: list[list[float]]) -> int:
-    """Words lying entirely outside every true speech span (widened by SPEECH_MARGIN_S)."""
+def words_on_silence(words: list[tuple[str, float, float]], speech: list[list[float]]) -> list[list]:
+    """[word, start, end] of the words lying entirely outside every true speech span (widened by SPEECH_MARGIN_S)."""
     spans = [(s - SPEECH_MARGIN_S, e + SPEECH_MARGIN_S) for s, e in speech]
-    return sum(1 for _, start, end in words if not any(start < e and end > s for s, e in spans))
+    return [[word, start, end] for word, start, end in words if not any(start < e and end > s for s, e in spans)]
 
 
 def join_windows(chunks: list[dict]) -> list[tuple[float, float]]:
@@ -398,7 +398,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
         "reference_words": whole_scored["reference_words"],
         "whole_file_wer": whole_scored["wer"],
         "whole_file_cer": whole_scored["cer"],
-        "whole_file_silence_words": silence_words(whole_scored["timed"], entry["speech"]),
+        "whole_file_silence_words": len(words_on_silence(whole_scored["timed"], entry["speech"])),
         "whole_file_seconds": round(whole_s, 1),
         "whole_file_onset_errors_s": speech_onsets(whole["segments"], entry["speech"]) if entry.get("kind", "").startswith("utterances") else [],
         "whole_file_text": " ".join(s["text"] for s in whole["segments"]),
@@ -409,6 +409,7 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
         transcript, seconds = run_pipeline(path, language=language, model=model, method=method, root=root / method, prompt=prompt)
         scored = score(entry["reference"], transcript["segments"], language=language)
         join_words: list = []
+        on_silence = words_on_silence(scored["timed"], entry["speech"])
         duplicates, losses = join_errors(scored, join_windows(transcript["chunks"]), control=whole_scored, found=join_words)
         onsets = speech_onsets(transcript["segments"], entry["speech"]) if entry.get("kind", "").startswith("utterances") else []
         removed = removed_spans(transcript["chunks"], entry["duration_s"])
@@ -419,7 +420,8 @@ def bench_file(entry: dict, *, model: str, methods: list[str], root: Path, log, 
             "heard_again_words": sum(words for c in transcript["chunks"] for *_, words in c.get("heard_again", [])),
             "pipeline_wer": scored["wer"],
             "pipeline_cer": scored["cer"],
-            "silence_words": silence_words(scored["timed"], entry["speech"]),
+            "silence_words": len(on_silence),
+            "silence_word_times": on_silence,
             "join_duplicates": duplicates,
             "join_losses": losses,
             "join_words": join_words,
@@ -454,7 +456,8 @@ def across_seeds(runs: dict[int, list[dict]], methods: list[str]) -> list[dict]:
     for rows in zip(*runs.values()):
         row = json.loads(json.dumps(rows[0]))
         row["seeds"] = {str(seed): {"whole_file_wer": r["whole_file_wer"], **{m: r["by_chunking"][m]["pipeline_wer"] for m in methods},
-                                    "join_words": {m: r["by_chunking"][m]["join_words"] for m in methods}}
+                                    "join_words": {m: r["by_chunking"][m]["join_words"] for m in methods},
+                                    "silence_word_times": {m: r["by_chunking"][m]["silence_word_times"] for m in methods}}
                         for seed, r in zip(runs, rows)}
         for key in ("whole_file_wer", "whole_file_cer"):
             row[key] = mean([r[key] for r in rows])

@@ -283,18 +283,27 @@ def test_letters_said_one_by_one_score_as_the_acronym_whisper_writes():
     assert timed_words([{"start": 0.0, "end": 4.0, "text": "M F A rocks", "words": words}]) == [("mfa", 0.0, 2.5), ("rocks", 3.0, 3.5)]
 
 
+def test_words_on_silence_are_those_outside_every_speech_span_with_its_margin():
+    from bench.accuracy import SPEECH_MARGIN_S, words_on_silence
+
+    words = [("said", 1.0, 1.4), ("late", 2.0 + SPEECH_MARGIN_S / 2, 2.6), ("ghost", 5.0, 5.3)]
+    assert words_on_silence(words, [[0.5, 2.0]]) == [["ghost", 5.0, 5.3]]
+
+
 def test_several_seeds_score_each_file_by_the_mean_and_keep_the_worst_counts():
     from bench.accuracy import COUNTS, across_seeds, pooled_wer, table
 
     def row(whole, pipeline, losses):
-        counts = dict.fromkeys(COUNTS, 0) | {"join_losses": losses, "join_words": [["lost", "word", 1.0]] * losses, "removed_s": 0.0}
+        counts = dict.fromkeys(COUNTS, 0) | {"join_losses": losses, "join_words": [["lost", "word", 1.0]] * losses, "removed_s": 0.0,
+                                             "silence_words": losses, "silence_word_times": [["uh", 9.0, 9.2]] * losses}
         return {"name": "real_fade_en", "language": "en", "duration_s": 120.0, "reference_words": 100, "whole_file_wer": whole, "whole_file_cer": None,
                 "whole_file_silence_words": 0, "by_chunking": {"silence": {"pipeline_wer": pipeline, "pipeline_cer": None, **counts}}}
 
     rows = across_seeds({0: [row(0.3, 0.1, 0)], 1: [row(0.2, 0.3, 2)], 2: [row(0.25, 0.2, 1)]}, ["silence"])
     assert rows[0]["whole_file_wer"] == 0.25 and rows[0]["pipeline_wer"] == 0.2 and rows[0]["join_losses"] == 2
     assert rows[0]["by_chunking"]["silence"]["pipeline_wer"] == 0.2
-    assert rows[0]["seeds"]["1"] == {"whole_file_wer": 0.2, "silence": 0.3, "join_words": {"silence": [["lost", "word", 1.0]] * 2}}
+    assert rows[0]["seeds"]["1"] == {"whole_file_wer": 0.2, "silence": 0.3, "join_words": {"silence": [["lost", "word", 1.0]] * 2},
+                                     "silence_word_times": {"silence": [["uh", 9.0, 9.2]] * 2}}
     assert "WER by seed 0, 1, 2" in table({"chunking": ["silence"], "seeds": [0, 1, 2], "files": rows,
                                            "pooled": pooled_wer(rows, ["silence"]), "pooled_generated": pooled_wer(rows, ["silence"], real=False)})
     single = [row(0.3, 0.1, 0)]
