@@ -32,6 +32,16 @@ def test_speech_without_words_is_found_and_pauses_are_not():
     assert hearing.unheard([{"start": 0.0, "end": 30.0, "text": "all of it"}], start_s=0.0, pieces=[[0.0, 30.0]], silences=[], min_speech_s=3.0) == []
 
 
+def test_speech_at_a_chunks_edges_is_heard_again_from_a_lower_bar():
+    # a chunk of [100, 130), speech throughout: 1.5 s before its first word, 1.7 s between two words, 1.8 s after its last
+    segments = [timed(("Montreal", 1.8, 2.4), ("forced", 2.4, 2.8)), timed(("aligner.", 5.1, 6.0), ("Hardly", 6.2, 27.9))]
+    edges = dict(start_s=100.0, pieces=[[100.0, 130.0]], silences=[], min_speech_s=3.0)
+    assert hearing.unheard(segments, **edges) == []
+    found = hearing.unheard(segments, **edges, edge_min_speech_s=1.0)
+    assert [(round(s, 3), round(e, 3)) for s, e in found] == [(0.0, 1.5), (28.2, 30.0)]
+    assert hearing.unheard(segments, **edges, edge_min_speech_s=1.9) == []
+
+
 def test_what_is_heard_again_goes_between_the_words_around_it():
     # whisper heard "And I" then jumped to "think this": the stretch between is heard again
     first = [timed(("And", 0.3, 0.4), ("I", 0.4, 0.5), ("think", 7.9, 8.3), ("this.", 8.3, 8.8)), timed(("Bye.", 9.0, 9.5))]

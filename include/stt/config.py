@@ -131,6 +131,7 @@ class ChunkingSettings(Group):
     silence_below_speech_db: float = env("STT_SILENCE_BELOW_SPEECH_DB", 35.0)
     silence_keep_s: float = env("STT_SILENCE_KEEP_S", 1.0)
     hear_again_min_s: float = env("STT_HEAR_AGAIN_MIN_S", 3.0)  # speech this long that whisper left without words is decoded again; 0: never
+    hear_again_edge_min_s: float = env("STT_HEAR_AGAIN_EDGE_MIN_S", 1.0)  # the same before a chunk's first word or after its last
     vad_model: str = env("STT_VAD_MODEL", "silero-v6.2.0")
     batch_max_s: float = env("STT_BATCH_MAX_S", 600.0)
     batch_min_s: float = env("STT_BATCH_MIN_S", 60.0)

@@ -3,7 +3,8 @@
 whisper sometimes ends a window early (an end-of-text after a sentence) or lets one segment run over what
 follows, and writes nothing for seconds of speech; on a whole file its next window would start there and
 hear it. The chunk planner's silence map says where speech is: a stretch holding more than a few seconds of
-it and no word is decoded again on its own, and what whisper hears there goes in between the words around it.
+it and no word (a second at the chunk's edges, where whisper leaves out short utterances next to a cut) is
+decoded again on its own, and what whisper hears there goes in between the words around it.
 A hearing again can stop early in turn: the speech it leaves after its last word is heard on its own once
 more (pipeline.hear_again). Speech it leaves before its last word is not: there whisper has mostly written
 the words and timed them late.
@@ -30,10 +31,14 @@ def _spoken(segments: list[Segment]) -> list[dict]:
     return items
 
 
-def unheard(segments: list[Segment], *, start_s: float, pieces, silences, min_speech_s: float) -> list[tuple[float, float]]:
+def unheard(segments: list[Segment], *, start_s: float, pieces, silences, min_speech_s: float,
+            edge_min_speech_s: float | None = None) -> list[tuple[float, float]]:
     """Stretches of a chunk (chunk time) without a word of `segments` (chunk time) that hold at least
-    `min_speech_s` of speech: audio outside `silences` (recording time, the chunk plan's). `pieces`: the
-    recording spans the chunk is made of."""
+    `min_speech_s` of speech: audio outside `silences` (recording time, the chunk plan's); at least
+    `edge_min_speech_s` (when lower) for a stretch before the chunk's first word or after its last. `pieces`:
+    the recording spans the chunk is made of."""
+    edge_bar = min(min_speech_s, edge_min_speech_s) if edge_min_speech_s else min_speech_s
+    first_at, last_at = float(pieces[0][0]), float(pieces[-1][1])
     timeline = Timeline.of_chunk(start_s, pieces)
     speech = Silences(silences)
     covered = sorted((timeline.to_recording(item["start"]) - WORD_PAD_S, timeline.to_recording(item["end"]) + WORD_PAD_S)
@@ -52,7 +57,8 @@ def unheard(segments: list[Segment], *, start_s: float, pieces, silences, min_sp
         if at < b:
             free.append((at, float(b)))
         for s, e in free:
-            if speech.speech(s, e) >= min_speech_s:
+            bar = edge_bar if s <= first_at or e >= last_at else min_speech_s
+            if speech.speech(s, e) >= bar:
                 found.append((timeline.to_virtual(s), timeline.to_virtual(e)))
     return found
 

@@ -382,7 +382,8 @@ def transcribe(job: Job, batch: Batch, *, settings: Settings, store: JobStore, a
                     save_chunk_result(job, ref, run, results, settings=settings, store=store)
                     return
                 segments, looped = without_loops(run.segments)  # the time a loop ran over holds no words
-                spans = hearing.unheard(segments, start_s=ref["start_s"], pieces=ref["pieces"], silences=silences, min_speech_s=hear_again_min_s)
+                spans = hearing.unheard(segments, start_s=ref["start_s"], pieces=ref["pieces"], silences=silences, min_speech_s=hear_again_min_s,
+                                        edge_min_speech_s=settings.chunking.hear_again_edge_min_s)
                 if spans:  # stored once heard again: a retry before that decodes the chunk anew
                     if looped:
                         log.bind(chunk=ref["index"]).info("chunk {}: a decoding loop kept once ({} word(s) dropped)", ref["index"], looped)
@@ -542,7 +543,8 @@ def hear_again(job: Job, unheard: dict, wavs: dict[int, Path], folder: Path, res
                                            index, sum(e - s for s, e in spans), len(spans), sum(n for *_, n in added))
             run = dataclasses.replace(run, segments=segments)
             still = [(s, e) for s, e in hearing.unheard(segments, start_s=ref["start_s"], pieces=ref["pieces"], silences=silences,
-                                                         min_speech_s=settings.chunking.hear_again_min_s)
+                                                         min_speech_s=settings.chunking.hear_again_min_s,
+                                                         edge_min_speech_s=settings.chunking.hear_again_edge_min_s)
                      if any(end <= s and e <= v1 + 0.01 for end, v1 in stopped)]  # after the last word a hearing wrote
             if still and round_no < HEAR_AGAIN_ROUNDS:
                 left[index] = (ref, run, still)
