@@ -443,9 +443,21 @@ def _headed(row: dict, methods: list[str]) -> dict:
     return {**head, **{k: v for k, v in row.items() if k not in head}}
 
 
+def paired_difference(pipeline: list, whole: list) -> dict | None:
+    """Pipeline minus whole-file WER over the seeds: the mean and its standard error (the seeds' spread over
+    the square root of their number), so a difference can be told from what the draws do."""
+    if None in pipeline or None in whole or len(pipeline) < 2:
+        return None
+    diffs = [p - w for p, w in zip(pipeline, whole)]
+    mean = sum(diffs) / len(diffs)
+    spread = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+    return {"mean": round(mean, 4), "standard_error": round(spread / len(diffs) ** 0.5, 4)}
+
+
 def across_seeds(runs: dict[int, list[dict]], methods: list[str]) -> list[dict]:
     """One row per file from runs with different sampling seeds: WER and CER are the means over the seeds (each
-    seed's WERs under `seeds`), counts the largest any seed gave, texts and cuts the first seed's."""
+    seed's WERs under `seeds`), pipeline minus whole file with its standard error (`minus_whole`), counts the
+    largest any seed gave, texts and cuts the first seed's."""
     if len(runs) == 1:
         return next(iter(runs.values()))
 
@@ -466,6 +478,7 @@ def across_seeds(runs: dict[int, list[dict]], methods: list[str]) -> list[dict]:
             by = [r["by_chunking"][m] for r in rows]
             for key in ("pipeline_wer", "pipeline_cer"):
                 row["by_chunking"][m][key] = mean([b[key] for b in by])
+            row["by_chunking"][m]["minus_whole"] = paired_difference([b["pipeline_wer"] for b in by], [r["whole_file_wer"] for r in rows])
             for key in COUNTS:
                 row["by_chunking"][m][key] = max(b[key] for b in by)
         out.append(_headed(row, methods))
@@ -478,6 +491,7 @@ def table(report: dict) -> str:
             *[f"{m} join dup/lost" for m in methods], *[f"{m} removed s / ref words in it / merge dropped / heard again" for m in methods]]
     seeds = [str(seed) for seed in report.get("seeds", [0])]
     if len(seeds) > 1:
+        head += [f"{m} − whole (standard error)" for m in methods]
         head.append("WER by seed " + ", ".join(seeds) + " (whole/" + "/".join(methods) + ")")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
@@ -495,6 +509,7 @@ def table(report: dict) -> str:
                  *[f"{by[m]['removed_s']:.1f} / {by[m]['reference_words_removed']} / {by[m]['merge_dropped_words']} / {by[m]['heard_again_words']}"
                    for m in methods]]
         if len(seeds) > 1:
+            cells += [f"{100 * d['mean']:+.1f} ({100 * d['standard_error']:.1f})" if (d := by[m].get("minus_whole")) else "—" for m in methods]
             cells.append(", ".join("/".join(pct(row["seeds"][seed][key]) for key in ("whole_file_wer", *methods)) for seed in seeds))
         lines.append("| " + " | ".join(cells) + " |")
     for m in methods:

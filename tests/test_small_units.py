@@ -302,10 +302,12 @@ def test_several_seeds_score_each_file_by_the_mean_and_keep_the_worst_counts():
     rows = across_seeds({0: [row(0.3, 0.1, 0)], 1: [row(0.2, 0.3, 2)], 2: [row(0.25, 0.2, 1)]}, ["silence"])
     assert rows[0]["whole_file_wer"] == 0.25 and rows[0]["pipeline_wer"] == 0.2 and rows[0]["join_losses"] == 2
     assert rows[0]["by_chunking"]["silence"]["pipeline_wer"] == 0.2
+    assert rows[0]["by_chunking"]["silence"]["minus_whole"] == {"mean": -0.05, "standard_error": 0.0866}  # -0.2, +0.1, -0.05
     assert rows[0]["seeds"]["1"] == {"whole_file_wer": 0.2, "silence": 0.3, "join_words": {"silence": [["lost", "word", 1.0]] * 2},
                                      "silence_word_times": {"silence": [["uh", 9.0, 9.2]] * 2}}
-    assert "WER by seed 0, 1, 2" in table({"chunking": ["silence"], "seeds": [0, 1, 2], "files": rows,
+    text = table({"chunking": ["silence"], "seeds": [0, 1, 2], "files": rows,
                                            "pooled": pooled_wer(rows, ["silence"]), "pooled_generated": pooled_wer(rows, ["silence"], real=False)})
+    assert "WER by seed 0, 1, 2" in text and "| -5.0 (8.7) |" in text
     single = [row(0.3, 0.1, 0)]
     assert across_seeds({0: single}, ["silence"]) is single
 
