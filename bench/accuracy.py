@@ -251,18 +251,23 @@ def join_errors(scored: dict, windows: list[tuple[float, float]], control: dict 
     """(duplicates, losses) at the joins: inserted words repeating a nearby reference word, and deleted
     reference words. With `control` (the whole-file run scored on the same reference), errors it makes at
     the same reference words too are recognition errors, not the joins' doing, and are not counted.
-    `found` gets ["duplicate" or "lost", word, time] of each."""
+    `found` gets ["duplicate", word, time] of each duplicate and ["lost", word, time, whole-file word] of each
+    loss, the last what whisper wrote for that reference word on the whole file (None: nothing aligned)."""
     alignment = scored.get("alignment")
     if not alignment or not windows:
         return 0, 0
     words, ref = scored["timed"], scored["ref_words"]
     control_deleted: set[int] = set()
     control_inserted: set[int] = set()
+    control_read: dict[int, str] = {}  # reference word index -> the word whole-file whisper wrote for it
     for chunk in (control or {}).get("alignment") or []:
         if chunk.type == "delete":
             control_deleted.update(range(chunk.ref_start_idx, chunk.ref_end_idx))
         elif chunk.type == "insert":
             control_inserted.add(chunk.ref_start_idx)
+        else:  # equal or substitute: word for word
+            for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
+                control_read[chunk.ref_start_idx + k] = control["timed"][chunk.hyp_start_idx + k][0]
 
     def in_window(t: float) -> bool:
         return any(lo <= t <= hi for lo, hi in windows)
@@ -281,10 +286,10 @@ def join_errors(scored: dict, windows: list[tuple[float, float]], control: dict 
             before = words[chunk.hyp_start_idx - 1][2] if chunk.hyp_start_idx > 0 else 0.0
             after = words[chunk.hyp_start_idx][1] if chunk.hyp_start_idx < len(words) else before
             if in_window(before) or in_window(after) or any(before <= lo and hi <= after for lo, hi in windows):
-                lost = [ref[r] for r in range(chunk.ref_start_idx, chunk.ref_end_idx) if r not in control_deleted]
+                lost = [r for r in range(chunk.ref_start_idx, chunk.ref_end_idx) if r not in control_deleted]
                 losses += len(lost)
                 if found is not None:
-                    found.extend(["lost", word, round(before, 2)] for word in lost)
+                    found.extend(["lost", ref[r], round(before, 2), control_read.get(r)] for r in lost)
     return duplicates, losses
 
 

@@ -290,6 +290,17 @@ def test_words_on_silence_are_those_outside_every_speech_span_with_its_margin():
     assert words_on_silence(words, [[0.5, 2.0]]) == [["ghost", 5.0, 5.3]]
 
 
+def test_a_join_loss_records_what_whole_file_whisper_wrote_for_the_word():
+    from bench.accuracy import join_errors, score
+
+    reference = "montreal forced aligner i hardly know her"
+    pipeline = score(reference, [{"start": 9.0, "end": 11.5, "text": "Montreal Forestliner, I hardly know her."}], language="en")
+    whole = score(reference, [{"start": 9.0, "end": 11.5, "text": "Montreal fourth to liner, I hardly know her."}], language="en")
+    found: list = []
+    assert join_errors(pipeline, [(8.0, 12.0)], control=whole, found=found) == (0, 1)
+    assert found == [["lost", "aligner", 11.5, "liner"]]  # a word whole-file whisper misread too
+
+
 def test_several_seeds_score_each_file_by_the_mean_and_keep_the_worst_counts():
     from bench.accuracy import COUNTS, across_seeds, pooled_wer, table
 
