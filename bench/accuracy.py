@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import string
 import sys
 import tempfile
@@ -454,9 +455,7 @@ def paired_difference(pipeline: list, whole: list) -> dict | None:
     if None in pipeline or None in whole or len(pipeline) < 2:
         return None
     diffs = [p - w for p, w in zip(pipeline, whole)]
-    mean = sum(diffs) / len(diffs)
-    spread = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
-    return {"mean": round(mean, 4), "standard_error": round(spread / len(diffs) ** 0.5, 4)}
+    return {"mean": round(statistics.fmean(diffs), 4), "standard_error": round(statistics.stdev(diffs) / len(diffs) ** 0.5, 4)}
 
 
 def across_seeds(runs: dict[int, list[dict]], methods: list[str]) -> list[dict]:

@@ -317,7 +317,7 @@ def test_several_seeds_score_each_file_by_the_mean_and_keep_the_worst_counts():
     assert rows[0]["seeds"]["1"] == {"whole_file_wer": 0.2, "silence": 0.3, "join_words": {"silence": [["lost", "word", 1.0]] * 2},
                                      "silence_word_times": {"silence": [["uh", 9.0, 9.2]] * 2}}
     text = table({"chunking": ["silence"], "seeds": [0, 1, 2], "files": rows,
-                                           "pooled": pooled_wer(rows, ["silence"]), "pooled_generated": pooled_wer(rows, ["silence"], real=False)})
+                  "pooled": pooled_wer(rows, ["silence"]), "pooled_generated": pooled_wer(rows, ["silence"], real=False)})
     assert "WER by seed 0, 1, 2" in text and "| -5.0 (8.7) |" in text
     single = [row(0.3, 0.1, 0)]
     assert across_seeds({0: single}, ["silence"]) is single
